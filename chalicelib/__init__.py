@@ -1,0 +1,1 @@
+"""MMMS, the Mail Micro Service: the application library shipped beside ``app.py``."""

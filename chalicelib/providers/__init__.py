@@ -1,0 +1,1 @@
+"""Mail providers behind one contract (see ``base``), and the failover chain."""
