@@ -1,0 +1,134 @@
+"""Builds everything the app needs, once per process, on first use.
+
+Nothing here runs at import time: a Lambda cold start pays only for what the first request
+touches, and warm invocations reuse the same pool and clients. Tests build their own
+:class:`Container` with :func:`build_container` and install it with :func:`use_container`.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from psycopg.conninfo import make_conninfo
+
+from chalicelib.config import Settings, load_settings
+from chalicelib.db import Database
+from chalicelib.errors import ConfigurationError
+from chalicelib.logs import configure_logging
+from chalicelib.repositories.api_keys import ApiKeyRepository
+from chalicelib.secrets import SecretStore
+from chalicelib.services.api_keys import AdminAuthenticator, ApiKeyService
+
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
+
+@dataclass
+class Container:
+    settings: Settings
+    database: Database
+    api_keys: ApiKeyService
+    admin: AdminAuthenticator
+
+    def close(self) -> None:
+        self.database.close()
+
+
+class AwsClients:
+    """boto3 clients, created on first use and shared by the process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def client(self, service: str) -> Any:
+        with self._lock:
+            if service not in self._clients:
+                import boto3
+
+                self._clients[service] = boto3.client(
+                    service,  # type: ignore[call-overload]
+                    region_name=self._settings.region,
+                    endpoint_url=self._settings.aws_endpoint_url,
+                )
+            return self._clients[service]
+
+    def secretsmanager(self) -> SecretsManagerClient:
+        client: SecretsManagerClient = self.client("secretsmanager")
+        return client
+
+
+def resolve_conninfo(settings: Settings, secrets: SecretStore | None = None) -> str:
+    """The PostgreSQL conninfo: DATABASE_URL, else the RDS-style secret SECRET_NAME (+DB_NAME)."""
+    if settings.database_url is not None:
+        return settings.database_url.get_secret_value()
+    if settings.secret_name is None:
+        raise ConfigurationError("DATABASE_URL or SECRET_NAME must be set")
+    store = secrets or SecretStore(AwsClients(settings).secretsmanager)
+    secret = store.get_json(settings.secret_name)
+    missing = [k for k in ("host", "username", "password") if not secret.get(k)]
+    if missing:
+        raise ConfigurationError(f"Secret SECRET_NAME lacks {', '.join(missing)}")
+    return make_conninfo(
+        host=str(secret["host"]),
+        port=str(secret.get("port", 5432)),
+        user=str(secret["username"]),
+        password=str(secret["password"]),
+        dbname=settings.db_name or str(secret.get("dbname", "postgres")),
+        sslmode=str(secret.get("sslmode", "prefer")),
+    )
+
+
+def resolve_admin_token(settings: Settings, secrets: SecretStore) -> str:
+    if settings.admin_token is not None:
+        return settings.admin_token.get_secret_value()
+    if settings.admin_secret_name is None:
+        raise ConfigurationError("ADMIN_TOKEN or ADMIN_SECRET_NAME must be set")
+    raw = secrets.get_string(settings.admin_secret_name)
+    token = raw.strip()
+    if token.startswith("{"):
+        token = str(secrets.get_json(settings.admin_secret_name).get("token", ""))
+    if len(token) < 16:
+        raise ConfigurationError("ADMIN_SECRET_NAME must hold a token of at least 16 characters")
+    return token
+
+
+def build_container(settings: Settings) -> Container:
+    configure_logging(settings.log_level)
+    secrets = SecretStore(AwsClients(settings).secretsmanager)
+    database = Database(
+        resolve_conninfo(settings, secrets),
+        min_size=settings.db_pool_min_size,
+        max_size=settings.db_pool_max_size,
+        timeout_seconds=settings.db_connect_timeout_seconds,
+    )
+    return Container(
+        settings=settings,
+        database=database,
+        api_keys=ApiKeyService(ApiKeyRepository(database)),
+        admin=AdminAuthenticator(resolve_admin_token(settings, secrets)),
+    )
+
+
+_container: Container | None = None
+_lock = threading.Lock()
+
+
+def container() -> Container:
+    """The process-wide container, built from the environment on first call."""
+    global _container  # noqa: PLW0603 - the one process-wide singleton
+    if _container is None:
+        with _lock:
+            if _container is None:
+                _container = build_container(load_settings())
+    return _container
+
+
+def use_container(new: Container | None) -> None:
+    """Install a container (tests, local runner), or None to build from settings again."""
+    global _container  # noqa: PLW0603
+    with _lock:
+        _container = new

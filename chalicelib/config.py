@@ -1,0 +1,91 @@
+"""Settings: read once from the environment (and `.chalice/config.json` per stage on AWS).
+
+Every setting is an environment variable named like the field in upper case. A missing or
+invalid setting raises :class:`~chalicelib.errors.ConfigurationError` naming it, at start-up
+(``bootstrap``), never halfway through a request.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from chalicelib.errors import ConfigurationError
+
+
+class Settings(BaseSettings):
+    """The service's configuration. See the README's configuration table."""
+
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
+
+    stage: str = Field(default="dev", validation_alias="MMMS_STAGE")
+
+    # Database: DATABASE_URL, or an RDS-style JSON secret in Secrets Manager (+ DB_NAME).
+    database_url: SecretStr | None = None
+    secret_name: str | None = None
+    db_name: str | None = None
+    db_pool_min_size: int = Field(default=0, ge=0)
+    db_pool_max_size: int = Field(default=4, ge=1)
+    db_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+
+    # Admin token for key management: ADMIN_TOKEN, or a secret named by ADMIN_SECRET_NAME.
+    admin_token: SecretStr | None = None
+    admin_secret_name: str | None = None
+
+    cors_allow_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    # Queues (bulk fan-out and status reports).
+    mail_queue_url: str | None = None
+    mail_result_queue_url: str | None = None
+
+    # AWS: region, and an endpoint for emulators (boto3 also reads AWS_ENDPOINT_URL itself).
+    aws_region: str | None = Field(default=None, validation_alias="AWS_REGION")
+    aws_default_region: str | None = None
+    aws_endpoint_url: str | None = None
+
+    # Limits.
+    max_body_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("cors_allow_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _require_sources(self) -> Settings:
+        if self.database_url is None and self.secret_name is None:
+            raise ValueError("DATABASE_URL or SECRET_NAME must be set")
+        if self.admin_token is None and self.admin_secret_name is None:
+            raise ValueError("ADMIN_TOKEN or ADMIN_SECRET_NAME must be set")
+        if self.admin_token is not None and len(self.admin_token.get_secret_value()) < 16:
+            raise ValueError("ADMIN_TOKEN must be at least 16 characters")
+        if self.db_pool_min_size > self.db_pool_max_size:
+            raise ValueError("DB_POOL_MIN_SIZE must not exceed DB_POOL_MAX_SIZE")
+        return self
+
+    @property
+    def region(self) -> str:
+        return self.aws_region or self.aws_default_region or "eu-central-1"
+
+
+def load_settings() -> Settings:
+    """Read the settings from the environment, or raise ConfigurationError naming the problem."""
+    try:
+        return Settings()
+    except ValidationError as err:
+        problems = "; ".join(_describe(error) for error in err.errors(include_url=False))
+        raise ConfigurationError(f"Invalid configuration: {problems}") from err
+
+
+def _describe(error: object) -> str:
+    if not isinstance(error, dict):
+        return str(error)
+    location = ".".join(str(part).upper() for part in error.get("loc", ()))
+    message = str(error.get("msg", "invalid"))
+    return f"{location}: {message}" if location else message

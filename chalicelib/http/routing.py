@@ -1,0 +1,173 @@
+"""The route table: registers views on Chalice with authentication and the error layer.
+
+Every view registered through :class:`Router` gets
+
+- the body-size limit (413) and authentication (API key + Origin, or admin bearer token),
+- one ``try/except`` that turns *any* exception into the SPEC envelope (``error_response``),
+- a 405 answer for every other method on its path, and a CORS preflight (OPTIONS) answer.
+
+``finish()`` adds a greedy catch-all route so unknown paths get a 404 envelope from us
+instead of API Gateway's "Missing Authentication Token". The recorded :class:`RouteSpec`
+list is also what the OpenAPI document is generated from.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from chalice.app import Chalice, Response
+from pydantic import BaseModel
+
+from chalicelib.bootstrap import Container
+from chalicelib.errors import MethodNotAllowedError, NotFoundError, PayloadTooLargeError
+from chalicelib.http.context import CALLER_KEY_ID, VERIFIED_ORIGIN, RequestContext
+from chalicelib.http.context import current_request_id as _request_id
+from chalicelib.http.cors import preflight_response
+from chalicelib.http.responses import error_response
+
+View = Callable[..., Response]
+ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
+
+
+class Auth(enum.Enum):
+    PUBLIC = "public"
+    API_KEY = "api_key"
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    """One operation, as documented in the OpenAPI document."""
+
+    path: str
+    method: str
+    name: str
+    summary: str
+    auth: Auth
+    request_model: type[BaseModel] | None = None
+    response_model: type[BaseModel] | None = None
+    success_status: int = 200
+    error_statuses: tuple[int, ...] = ()
+    extra_responses: dict[int, str] = field(default_factory=dict)
+
+
+class Router:
+    def __init__(self, app: Chalice, services: Callable[[], Container]) -> None:
+        self._app = app
+        self._services = services
+        self.specs: list[RouteSpec] = []
+
+    def route(
+        self,
+        path: str,
+        method: str,
+        *,
+        summary: str,
+        auth: Auth,
+        request_model: type[BaseModel] | None = None,
+        response_model: type[BaseModel] | None = None,
+        success_status: int = 200,
+        error_statuses: tuple[int, ...] = (),
+        extra_responses: dict[int, str] | None = None,
+    ) -> Callable[[View], View]:
+        def register(view: View) -> View:
+            spec = RouteSpec(
+                path=path,
+                method=method,
+                name=view.__name__,
+                summary=summary,
+                auth=auth,
+                request_model=request_model,
+                response_model=response_model,
+                success_status=success_status,
+                error_statuses=error_statuses,
+                extra_responses=extra_responses or {},
+            )
+            self.specs.append(spec)
+            self._app.route(path, methods=[method], name=spec.name)(self._endpoint(spec, view))
+            return view
+
+        return register
+
+    def finish(self) -> None:
+        """Add 405 and preflight answers on every path, and the 404 catch-all."""
+        paths: dict[str, list[str]] = {}
+        for spec in self.specs:
+            paths.setdefault(spec.path, []).append(spec.method)
+        for path, methods in paths.items():
+            slug = _slug(path)
+            others = [m for m in ALL_METHODS if m not in methods]
+            if others:
+                self._app.route(path, methods=others, name=f"not_allowed_{slug}")(
+                    self._guarded(self._method_not_allowed([*methods, "OPTIONS"]))
+                )
+            self._app.route(path, methods=["OPTIONS"], name=f"preflight_{slug}")(
+                self._guarded(self._preflight([*methods, "OPTIONS"]))
+            )
+        for catch_all in ("/", "/{proxy+}"):
+            self._app.route(
+                catch_all, methods=[*ALL_METHODS, "OPTIONS"], name=f"not_found_{_slug(catch_all)}"
+            )(self._guarded(self._not_found))
+
+    def _endpoint(self, spec: RouteSpec, view: View) -> Callable[..., Response]:
+        def endpoint(**params: str) -> Response:
+            request = self._app.current_request
+            assert request is not None  # noqa: S101 - Chalice sets it before calling views
+            ctx = RequestContext(request=request, request_id=_request_id())
+            max_bytes = self._services().settings.max_body_bytes
+            if request.raw_body and len(request.raw_body) > max_bytes:
+                raise PayloadTooLargeError(f"Request body exceeds {max_bytes} bytes")
+            if spec.auth is Auth.ADMIN:
+                self._services().admin.authenticate(request.headers.get("authorization"))
+            elif spec.auth is Auth.API_KEY:
+                caller = self._services().api_keys.authenticate(
+                    request.headers.get("x-api-key"), request.headers.get("origin")
+                )
+                CALLER_KEY_ID.set(str(caller.key_id))
+                VERIFIED_ORIGIN.set(caller.origin)
+                ctx = RequestContext(request=request, request_id=ctx.request_id, caller=caller)
+            return view(ctx, **params)
+
+        endpoint.__name__ = spec.name
+        return self._guarded(endpoint)
+
+    @staticmethod
+    def _guarded(handler: Callable[..., Response]) -> Callable[..., Response]:
+        """The error layer: every exception of every route becomes the error envelope."""
+
+        def guarded(**params: str) -> Response:
+            try:
+                return handler(**params)
+            except Exception as exc:
+                return error_response(exc, _request_id())
+
+        guarded.__name__ = handler.__name__
+        return guarded
+
+    def _preflight(self, methods: list[str]) -> Callable[..., Response]:
+        def preflight(**_params: str) -> Response:
+            request = self._app.current_request
+            assert request is not None  # noqa: S101
+            return preflight_response(request, methods, self._services)
+
+        return preflight
+
+    def _method_not_allowed(self, allowed: list[str]) -> Callable[..., Response]:
+        def not_allowed(**_params: str) -> Response:
+            request = self._app.current_request
+            raise MethodNotAllowedError(request.method if request else "?", allowed)
+
+        return not_allowed
+
+    def _not_found(self, **_params: Any) -> Response:
+        request = self._app.current_request
+        path = request.context.get("path", "") if request is not None else ""
+        raise NotFoundError(f"No route for {path or 'this path'}")
+
+
+def _slug(path: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", path.lower()).strip("_") or "root"

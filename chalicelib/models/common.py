@@ -1,0 +1,47 @@
+"""Types shared by request, response and queue models."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, PlainSerializer
+
+T = TypeVar("T")
+
+
+def format_utc(value: datetime) -> str:
+    """``2025-01-27T10:30:00Z``: the timestamp format of every MMMS payload."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+UtcDatetime = Annotated[
+    datetime, PlainSerializer(format_utc, return_type=str, when_used="json-unless-none")
+]
+
+
+class RequestModel(BaseModel):
+    """A request body: unknown fields are refused so that typos do not pass silently."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Envelope(BaseModel, Generic[T]):
+    """The success envelope of every JSON answer."""
+
+    status: int
+    message: str
+    data: T
+
+
+class ErrorEnvelope(BaseModel):
+    """The error envelope of every failed request (SPEC section 3)."""
+
+    status: int
+    error: str
+    error_type: str
+    message: str
+    details: Any = None
+    request_id: str

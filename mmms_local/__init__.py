@@ -1,0 +1,1 @@
+"""Running MMMS on one machine: embedded PostgreSQL, local gateway, worker. Never deployed."""

@@ -1,0 +1,39 @@
+"""Make Chalice's local gateway route greedy paths the way API Gateway does.
+
+API Gateway sends ``/v1/anything/else`` to a ``/{proxy+}`` route; Chalice's local
+``RouteMatcher`` only matches routes with the same number of segments, so unknown deep
+paths would get a bare 403 locally instead of our 404 envelope. This subclass falls back
+to the longest greedy route whose prefix matches. Used by ``make run`` and the tests.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlparse
+
+from chalice import local
+from chalice.local import MatchResult, RouteMatcher
+
+GREEDY_SUFFIX = "{proxy+}"
+
+
+class GreedyRouteMatcher(RouteMatcher):
+    def match_route(self, url: str) -> MatchResult:
+        try:
+            return super().match_route(url)
+        except ValueError:
+            parsed = urlparse(url)
+            path = parsed.path
+            greedy = sorted(
+                (r for r in self.route_urls if r.endswith(GREEDY_SUFFIX)), key=len, reverse=True
+            )
+            for route_url in greedy:
+                prefix = route_url[: -len(GREEDY_SUFFIX)]
+                if path.startswith(prefix) and len(path) > len(prefix):
+                    query = parse_qs(parsed.query, keep_blank_values=True)
+                    return MatchResult(route_url, {"proxy": path[len(prefix) :]}, query)
+            raise
+
+
+def install() -> None:
+    """Use the greedy matcher in every LocalGateway created from now on. Idempotent."""
+    local.RouteMatcher = GreedyRouteMatcher  # type: ignore[misc]

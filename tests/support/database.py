@@ -1,0 +1,74 @@
+"""A real PostgreSQL for tests: DATABASE_URL if set, else 127.0.0.1:5432, else embedded.
+
+Each test run (each xdist worker) gets its own schema, dropped at the end, so runs never
+see each other's rows and leave nothing behind.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+LOCAL_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@contextmanager
+def postgres_server() -> Iterator[str]:
+    """The conninfo of a reachable PostgreSQL server."""
+    configured = os.environ.get("DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    try:
+        psycopg.connect(LOCAL_SERVER, connect_timeout=2).close()
+    except psycopg.OperationalError:
+        pass
+    else:
+        yield LOCAL_SERVER
+        return
+    import pgserver
+
+    with tempfile.TemporaryDirectory(prefix="mmms-pg-") as folder:
+        server = pgserver.get_server(folder, cleanup_mode="stop")
+        try:
+            yield server.get_uri()
+        finally:
+            server.cleanup()
+
+
+@contextmanager
+def isolated_schema(server_conninfo: str) -> Iterator[str]:
+    """A fresh schema on the server; yields a conninfo whose search_path is that schema."""
+    schema = f"mmms_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server_conninfo, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    try:
+        yield make_conninfo(server_conninfo, options=f"-c search_path={schema}")
+    finally:
+        with psycopg.connect(server_conninfo, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+
+
+def truncate_all(conninfo: str) -> None:
+    """Empty every MMMS table (not schema_migrations) in the conninfo's schema."""
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        tables = [
+            row[0]
+            for row in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+                " AND tablename <> 'schema_migrations'"
+            )
+        ]
+        if tables:
+            conn.execute(
+                sql.SQL("TRUNCATE {} CASCADE").format(
+                    sql.SQL(", ").join(sql.Identifier(t) for t in tables)
+                )
+            )
