@@ -65,8 +65,8 @@ def main() -> None:
     server = create_local_server(app.app, Config.create(chalice_stage="dev", app_name="mmms"),
                                  host, port)
     print(f"MMMS API      http://{host}:{port}/v1/health", flush=True)
-    print(f"Database      {'embedded, data in ' + str(STATE_DIR / 'pgdata') if embedded else 'DATABASE_URL'}",
-          flush=True)
+    where = f"embedded, data in {STATE_DIR / 'pgdata'}" if embedded else "DATABASE_URL"
+    print(f"Database      {where}", flush=True)
     print(f"Admin token   {admin_token}", flush=True)
     print("Stop with Ctrl-C", flush=True)
     try:
