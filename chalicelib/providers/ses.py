@@ -1,0 +1,199 @@
+"""Amazon SES v2 (``SendEmail``) as a :class:`~chalicelib.providers.base.MailProvider`.
+
+- No attachments: ``Content.Simple`` (Subject, Text, Html, plus ``Headers`` for the
+  message's extra headers); SES builds the MIME itself.
+- Attachments: ``Content.Raw`` with :func:`~chalicelib.providers.mime.build_mime`'s bytes.
+- ``Destination`` always lists To, Cc and Bcc: for raw sends it is the envelope, so Bcc
+  recipients receive the message although no Bcc header exists.
+- ``EmailTags`` come from ``message.tags``. SES allows only ``[A-Za-z0-9_-]`` in tag names and
+  values (at most 256 characters): every other character becomes ``_``, longer strings are
+  cut, and a tag whose name or value is empty after that is dropped.
+
+Error translation (``raise ... from err``, the SES error body travels in ``response``):
+
+========================================================  ==============================
+SES / botocore                                            MMMS
+========================================================  ==============================
+TooManyRequestsException, Throttling(Exception),          ProviderUnavailableError
+LimitExceededException (sending quota/rate),
+SendingPausedException and AccountSuspendedException
+(the account cannot send, the message is fine: another
+provider may send it), expired credentials, any 5xx,
+EndpointConnectionError, connect/read timeouts,
+any other BotoCoreError
+MessageRejected, MailFromDomainNotVerifiedException,      MessageRejectedError
+BadRequestException,
+NotFoundException, every other 4xx, ParamValidationError
+(botocore refused the request before sending it)
+========================================================  ==============================
+
+AccountSuspendedException and credential errors (AccessDenied, UnrecognizedClient) are
+logged at ERROR: they mean the deployment is misconfigured, not that one message is bad.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
+
+from chalicelib.errors import MessageRejectedError, ProviderUnavailableError
+from chalicelib.providers.base import Address, OutgoingMessage, SendResult
+from chalicelib.providers.mime import address_header, build_mime, validate_headers
+
+if TYPE_CHECKING:
+    from mypy_boto3_sesv2.client import SESV2Client
+    from mypy_boto3_sesv2.type_defs import (
+        BodyTypeDef,
+        DestinationTypeDef,
+        EmailContentTypeDef,
+        MessageTagTypeDef,
+        MessageTypeDef,
+        SendEmailRequestTypeDef,
+    )
+
+log = logging.getLogger("mmms.providers")
+
+_TRANSIENT_CODES = frozenset(
+    {
+        "TooManyRequestsException",
+        "Throttling",
+        "ThrottlingException",
+        "LimitExceededException",
+        "SendingPausedException",
+        "AccountSuspendedException",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "ServiceUnavailable",
+        "InternalFailure",
+    }
+)
+_MISCONFIGURATION_CODES = frozenset(
+    {
+        "AccountSuspendedException",
+        "AccessDenied",
+        "AccessDeniedException",
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "SignatureDoesNotMatch",
+    }
+)
+_TAG_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+_TAG_MAX = 256
+
+
+class SesProvider:
+    """Sends through SES v2 with a boto3 ``sesv2`` client the caller created."""
+
+    def __init__(
+        self,
+        client: SESV2Client,
+        *,
+        configuration_set: str | None = None,
+        name: str = "ses",
+    ) -> None:
+        self.name = name
+        self._client = client
+        self._configuration_set = configuration_set
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        try:
+            request = self._request(message)
+        except ValueError as err:
+            raise MessageRejectedError(self.name, f"invalid message: {err}") from err
+        try:
+            answer = self._client.send_email(**request)
+        except ClientError as err:
+            raise self._translate_client_error(err) from err
+        except ParamValidationError as err:
+            raise MessageRejectedError(self.name, f"invalid request: {err}") from err
+        except BotoCoreError as err:
+            raise ProviderUnavailableError(self.name, f"SES unreachable: {err}") from err
+        message_id = answer["MessageId"]
+        return SendResult(
+            provider=self.name, message_id=message_id, response={"MessageId": message_id}
+        )
+
+    def close(self) -> None:
+        """Nothing to release: the boto3 client belongs to the caller."""
+
+    def _request(self, message: OutgoingMessage) -> SendEmailRequestTypeDef:
+        request: SendEmailRequestTypeDef = {
+            "FromEmailAddress": address_header([message.sender]),
+            "Destination": _destination(message),
+            "Content": _content(message),
+        }
+        if message.reply_to:
+            request["ReplyToAddresses"] = _addresses(message.reply_to)
+        tags = sanitise_tags(message.tags)
+        if tags:
+            request["EmailTags"] = tags
+        if self._configuration_set:
+            request["ConfigurationSetName"] = self._configuration_set
+        return request
+
+    def _translate_client_error(
+        self, err: ClientError
+    ) -> ProviderUnavailableError | MessageRejectedError:
+        error = err.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        status = int(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+        text = f"{code or 'error'} (HTTP {status}): {error.get('Message', '')}".strip()
+        body: dict[str, Any] = {"Error": dict(error), "HTTPStatusCode": status}
+        if code in _MISCONFIGURATION_CODES:
+            log.error(
+                "SES refuses this account or its credentials: check the deployment",
+                extra={"provider": self.name, "ses_error_code": code},
+            )
+        if code in _TRANSIENT_CODES or status >= 500 or status == 429:
+            return ProviderUnavailableError(self.name, text, response=body)
+        return MessageRejectedError(self.name, text, response=body)
+
+
+def sanitise_tags(tags: Mapping[str, str]) -> list[MessageTagTypeDef]:
+    """``tags`` as SES ``EmailTags``, reduced to the characters SES accepts (see module doc)."""
+    result: list[MessageTagTypeDef] = []
+    for raw_name, raw_value in tags.items():
+        name = _TAG_UNSAFE.sub("_", raw_name)[:_TAG_MAX]
+        value = _TAG_UNSAFE.sub("_", raw_value)[:_TAG_MAX]
+        if name and value:
+            result.append({"Name": name, "Value": value})
+    return result
+
+
+def _content(message: OutgoingMessage) -> EmailContentTypeDef:
+    if message.attachments:
+        return {"Raw": {"Data": build_mime(message).as_bytes()}}
+    validate_headers(message)
+    body: BodyTypeDef = {}
+    if message.text:
+        body["Text"] = {"Data": message.text, "Charset": "UTF-8"}
+    if message.html:
+        body["Html"] = {"Data": message.html, "Charset": "UTF-8"}
+    simple: MessageTypeDef = {
+        "Subject": {"Data": message.subject, "Charset": "UTF-8"},
+        "Body": body,
+    }
+    if message.headers:
+        simple["Headers"] = [{"Name": k, "Value": v} for k, v in message.headers.items()]
+    return {"Simple": simple}
+
+
+def _destination(message: OutgoingMessage) -> DestinationTypeDef:
+    destination: DestinationTypeDef = {}
+    if message.to:
+        destination["ToAddresses"] = _addresses(message.to)
+    if message.cc:
+        destination["CcAddresses"] = _addresses(message.cc)
+    if message.bcc:
+        destination["BccAddresses"] = _addresses(message.bcc)
+    return destination
+
+
+def _addresses(addresses: Iterable[Address]) -> list[str]:
+    return [address_header([address]) for address in addresses]

@@ -1,0 +1,155 @@
+"""SmtpProvider against a real SMTP server (aiosmtpd) with STARTTLS/implicit TLS and AUTH."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from chalicelib.errors import MessageRejectedError, ProviderUnavailableError
+from chalicelib.providers.base import Address
+from chalicelib.providers.smtp import SmtpProvider
+from tests.support.fake_providers import PDF_BYTES, make_message, with_attachment
+from tests.support.smtp_server import PASSWORD, USERNAME, SmtpTestServer, unused_port
+
+
+def provider_for(server: SmtpTestServer, *, password: str = PASSWORD) -> SmtpProvider:
+    return SmtpProvider(
+        server.host,
+        server.port,
+        username=USERNAME,
+        password=password,
+        security="ssl" if server.security == "ssl" else "starttls",
+        timeout=5,
+        ssl_context=server.client_context(),
+    )
+
+
+@pytest.fixture
+def smtp(smtp_starttls: SmtpTestServer) -> Iterator[SmtpProvider]:
+    provider = provider_for(smtp_starttls)
+    yield provider
+    provider.close()
+
+
+def test_starttls_with_auth_delivers_to_every_envelope_recipient(
+    smtp_starttls: SmtpTestServer, smtp: SmtpProvider
+) -> None:
+    result = smtp.send(with_attachment(make_message()))
+
+    [mail] = smtp_starttls.received
+    assert mail.mail_from == "noreply@example.com"
+    assert mail.rcpt_tos == ["alice@example.org", "carol@example.org", "bob@example.net"]
+    received = mail.message()
+    assert received["Bcc"] is None
+    assert b"bob@example.net" not in mail.content
+    assert received["Subject"] == "Grüße ✓"
+    assert next(iter(received.iter_attachments())).get_content() == PDF_BYTES
+    assert result.provider == "smtp"
+    assert result.message_id == received["Message-ID"]
+
+
+def test_implicit_tls_with_auth_delivers(smtp_ssl: SmtpTestServer) -> None:
+    provider = provider_for(smtp_ssl)
+    try:
+        provider.send(make_message())
+    finally:
+        provider.close()
+
+    assert [m.rcpt_tos[0] for m in smtp_ssl.received] == ["alice@example.org"]
+
+
+def test_one_connection_carries_several_sends(
+    smtp_starttls: SmtpTestServer, smtp: SmtpProvider
+) -> None:
+    smtp.send(make_message(subject="one"))
+    smtp.send(make_message(subject="two"))
+
+    assert [m.message()["Subject"] for m in smtp_starttls.received] == ["one", "two"]
+    assert smtp_starttls.connections == 1
+
+
+def test_concurrent_sends_share_the_one_connection(
+    smtp_starttls: SmtpTestServer, smtp: SmtpProvider
+) -> None:
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        results = list(pool.map(lambda n: smtp.send(make_message(subject=f"#{n}")), range(10)))
+
+    assert sorted(m.message()["Subject"] for m in smtp_starttls.received) == sorted(
+        f"#{n}" for n in range(10)
+    )
+    assert len({r.message_id for r in results}) == 10
+    assert smtp_starttls.connections == 1
+
+
+def test_a_connection_dropped_by_the_server_is_reopened_once(
+    smtp_starttls: SmtpTestServer, smtp: SmtpProvider
+) -> None:
+    smtp.send(make_message(subject="before"))
+    smtp_starttls.drop_connections()
+
+    smtp.send(make_message(subject="after"))
+
+    assert [m.message()["Subject"] for m in smtp_starttls.received] == ["before", "after"]
+    assert smtp_starttls.connections == 2
+
+
+def test_a_wrong_password_is_a_rejection(smtp_starttls: SmtpTestServer) -> None:
+    with pytest.raises(MessageRejectedError, match="credentials misconfigured"):
+        provider_for(smtp_starttls, password="wrong").send(make_message())
+    assert smtp_starttls.received == []
+
+
+def test_nothing_listening_is_unavailable() -> None:
+    provider = SmtpProvider("127.0.0.1", unused_port(), security="none", timeout=2)
+
+    with pytest.raises(ProviderUnavailableError) as raised:
+        provider.send(make_message())
+    assert raised.value.provider == "smtp"
+
+
+def test_a_4xx_recipient_reply_is_unavailable(
+    smtp_starttls: SmtpTestServer, smtp: SmtpProvider
+) -> None:
+    smtp_starttls.reply_to_recipient("alice@example.org", "451 4.7.1 Greylisted, try later")
+
+    with pytest.raises(ProviderUnavailableError, match="451"):
+        smtp.send(make_message(cc=(), bcc=()))
+
+
+def test_a_4xx_data_reply_is_unavailable_and_the_next_send_works(
+    smtp_starttls: SmtpTestServer, smtp: SmtpProvider
+) -> None:
+    smtp_starttls.reply_to_next_data("452 4.3.1 Insufficient system storage")
+
+    with pytest.raises(ProviderUnavailableError, match="452"):
+        smtp.send(make_message())
+    smtp.send(make_message())
+
+    assert len(smtp_starttls.received) == 1
+
+
+def test_a_550_recipient_is_a_rejection(smtp_starttls: SmtpTestServer, smtp: SmtpProvider) -> None:
+    smtp_starttls.reply_to_recipient("nobody@example.org", "550 5.1.1 No such user")
+
+    with pytest.raises(MessageRejectedError, match="550") as raised:
+        smtp.send(make_message(to=(Address("nobody@example.org"),), cc=(), bcc=()))
+    assert raised.value.response["nobody@example.org"]["code"] == 550
+
+
+def test_a_partly_refused_message_is_sent_and_reports_the_refused_recipient(
+    smtp_starttls: SmtpTestServer, smtp: SmtpProvider
+) -> None:
+    smtp_starttls.reply_to_recipient("bob@example.net", "550 5.1.1 No such user")
+
+    result = smtp.send(make_message())
+
+    assert smtp_starttls.received[0].rcpt_tos == ["alice@example.org", "carol@example.org"]
+    assert result.response["refused"]["bob@example.net"][0] == 550
+
+
+def test_close_is_safe_twice(smtp: SmtpProvider) -> None:
+    smtp.send(make_message())
+    smtp.close()
+    smtp.close()
