@@ -17,12 +17,20 @@ from chalicelib.config import Settings, load_settings
 from chalicelib.db import Database
 from chalicelib.errors import ConfigurationError
 from chalicelib.logs import configure_logging
+from chalicelib.providers.factory import build_provider_chain, load_provider_settings
+from chalicelib.queues.base import ProcessingQueue, ResultQueue
+from chalicelib.queues.sqs import SqsProcessingQueue, SqsResultQueue
 from chalicelib.repositories.api_keys import ApiKeyRepository
+from chalicelib.repositories.deliveries import DeliveryRepository
 from chalicelib.secrets import SecretStore
 from chalicelib.services.api_keys import AdminAuthenticator, ApiKeyService
+from chalicelib.services.consumer import QueueConsumer, RetryPolicy
+from chalicelib.services.delivery import DeliveryService, MailSender
+from chalicelib.services.mail import MailLimits, MailService
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
+    from mypy_boto3_sqs import SQSClient
 
 
 @dataclass
@@ -31,8 +39,17 @@ class Container:
     database: Database
     api_keys: ApiKeyService
     admin: AdminAuthenticator
+    sender: MailSender
+    processing_queue: ProcessingQueue
+    result_queue: ResultQueue
+    delivery: DeliveryService
+    mail: MailService
+    consumer: QueueConsumer
 
     def close(self) -> None:
+        close = getattr(self.sender, "close", None)
+        if callable(close):
+            close()
         self.database.close()
 
 
@@ -48,16 +65,27 @@ class AwsClients:
         with self._lock:
             if service not in self._clients:
                 import boto3
+                from botocore.config import Config
 
                 self._clients[service] = boto3.client(
                     service,  # type: ignore[call-overload]
                     region_name=self._settings.region,
                     endpoint_url=self._settings.aws_endpoint_url,
+                    config=Config(
+                        connect_timeout=3,
+                        read_timeout=10,
+                        retries={"mode": "standard", "max_attempts": 3},
+                        max_pool_connections=max(10, self._settings.consumer_concurrency),
+                    ),
                 )
             return self._clients[service]
 
     def secretsmanager(self) -> SecretsManagerClient:
         client: SecretsManagerClient = self.client("secretsmanager")
+        return client
+
+    def sqs(self) -> SQSClient:
+        client: SQSClient = self.client("sqs")
         return client
 
 
@@ -96,20 +124,63 @@ def resolve_admin_token(settings: Settings, secrets: SecretStore) -> str:
     return token
 
 
-def build_container(settings: Settings) -> Container:
+def build_container(
+    settings: Settings,
+    *,
+    sender: MailSender | None = None,
+    processing_queue: ProcessingQueue | None = None,
+    result_queue: ResultQueue | None = None,
+) -> Container:
+    """Wire everything from ``settings``; tests and the local runner may pass their own parts."""
     configure_logging(settings.log_level)
-    secrets = SecretStore(AwsClients(settings).secretsmanager)
+    aws = AwsClients(settings)
+    secrets = SecretStore(aws.secretsmanager)
     database = Database(
         resolve_conninfo(settings, secrets),
         min_size=settings.db_pool_min_size,
-        max_size=settings.db_pool_max_size,
+        max_size=max(settings.db_pool_max_size, settings.consumer_concurrency // 2),
         timeout_seconds=settings.db_connect_timeout_seconds,
+    )
+    if sender is None:
+        sender = build_provider_chain(
+            load_provider_settings(), ses_client_factory=lambda: aws.client("sesv2")
+        )
+    processing = processing_queue or SqsProcessingQueue(aws.sqs, str(settings.mail_queue_url))
+    results = result_queue or SqsResultQueue(aws.sqs, str(settings.mail_result_queue_url))
+    deliveries = DeliveryRepository(database)
+    delivery = DeliveryService(
+        deliveries, sender, results, lease_seconds=settings.send_lease_seconds
     )
     return Container(
         settings=settings,
         database=database,
         api_keys=ApiKeyService(ApiKeyRepository(database)),
         admin=AdminAuthenticator(resolve_admin_token(settings, secrets)),
+        sender=sender,
+        processing_queue=processing,
+        result_queue=results,
+        delivery=delivery,
+        mail=MailService(
+            deliveries,
+            delivery,
+            processing,
+            MailLimits(
+                max_recipients=settings.max_recipients,
+                max_template_bytes=settings.max_template_bytes,
+                max_attachment_bytes=settings.max_attachment_bytes,
+                max_queue_message_bytes=settings.queue_max_message_bytes,
+            ),
+        ),
+        consumer=QueueConsumer(
+            deliveries,
+            delivery,
+            RetryPolicy(
+                max_receives=settings.mail_queue_max_receives,
+                base_delay_seconds=settings.retry_base_delay_seconds,
+                max_delay_seconds=settings.retry_max_delay_seconds,
+            ),
+            concurrency=settings.consumer_concurrency,
+        ),
     )
 
 

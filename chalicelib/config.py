@@ -47,6 +47,17 @@ class Settings(BaseSettings):
 
     # Limits.
     max_body_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
+    max_recipients: int = Field(default=10_000, gt=0)
+    max_template_bytes: int = Field(default=512 * 1024, gt=0)
+    max_attachment_bytes: int = Field(default=5 * 1024 * 1024, ge=0)
+    queue_max_message_bytes: int = Field(default=262_144, gt=0, le=1_048_576)
+
+    # Sending and retries.
+    send_lease_seconds: float = Field(default=120.0, gt=0)
+    mail_queue_max_receives: int = Field(default=5, ge=1)
+    retry_base_delay_seconds: int = Field(default=30, ge=0)
+    retry_max_delay_seconds: int = Field(default=900, ge=0, le=43_200)
+    consumer_concurrency: int = Field(default=10, ge=1, le=100)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -65,6 +76,10 @@ class Settings(BaseSettings):
             raise ValueError("ADMIN_TOKEN or ADMIN_SECRET_NAME must be set")
         if self.admin_token is not None and len(self.admin_token.get_secret_value()) < 16:
             raise ValueError("ADMIN_TOKEN must be at least 16 characters")
+        if not self.mail_queue_url:
+            raise ValueError("MAIL_QUEUE_URL must be set")
+        if not self.mail_result_queue_url:
+            raise ValueError("MAIL_RESULT_QUEUE_URL must be set")
         if self.db_pool_min_size > self.db_pool_max_size:
             raise ValueError("DB_POOL_MIN_SIZE must not exceed DB_POOL_MAX_SIZE")
         return self

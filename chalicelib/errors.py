@@ -20,6 +20,7 @@ the SPEC section 3 envelope in exactly one place (:func:`envelope_for`).
     │   ├── DatabaseUnavailableError
     │   └── QueueUnavailableError
     ├── ConfigurationError               a setting is missing or invalid (start-up)
+    ├── BatchIncompleteError             some SQS records must be retried (raised to Lambda)
     └── ProviderError                    raised by mail providers (``chalicelib.providers``)
         ├── ProviderUnavailableError     transient: fail over to the next provider, retry later
         └── MessageRejectedError         permanent: never retried, never failed over
@@ -146,6 +147,14 @@ class QueueUnavailableError(ServiceUnavailableError):
 
 class ConfigurationError(MMMSError):
     """A setting is missing or invalid. The message names the setting."""
+
+
+class BatchIncompleteError(MMMSError):
+    """Raised by the SQS handler so Lambda leaves the records to retry on the queue.
+
+    The handler deletes the records that succeeded before raising, so only the others come
+    back; this works whether or not ``ReportBatchItemFailures`` is configured.
+    """
 
 
 class ProviderError(MMMSError):

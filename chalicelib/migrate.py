@@ -48,9 +48,7 @@ def apply_migrations(conninfo: str) -> list[str]:
                     continue
                 with conn.transaction():
                     conn.execute(sql.encode("utf-8"))
-                    conn.execute(
-                        "INSERT INTO schema_migrations (version) VALUES (%s)", (version,)
-                    )
+                    conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
                 log.info("migration applied", extra={"version": version})
                 applied_now.append(version)
         finally:

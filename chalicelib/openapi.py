@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
@@ -67,8 +67,9 @@ def _models(specs: list[RouteSpec]) -> list[type[BaseModel]]:
     for spec in specs:
         if spec.request_model is not None:
             found.append(spec.request_model)
-        if spec.response_model is not None:
-            found.append(Envelope[spec.response_model])  # type: ignore[name-defined]
+        for model in (spec.response_model, *(m for _, m in spec.extra_responses.values())):
+            if model is not None:
+                found.append(_envelope(model))
     return list(dict.fromkeys(found))
 
 
@@ -92,18 +93,31 @@ def _operation(spec: RouteSpec, refs: dict[type[BaseModel], str]) -> dict[str, A
             "required": True,
             "content": {"application/json": {"schema": {"$ref": refs[spec.request_model]}}},
         }
-    success: dict[str, Any] = {"description": spec.summary}
-    if spec.response_model is not None:
-        ref = refs[Envelope[spec.response_model]]  # type: ignore[name-defined]
-        success["content"] = {"application/json": {"schema": {"$ref": ref}}}
-    responses: dict[str, Any] = {str(spec.success_status): success}
-    for status, description in spec.extra_responses.items():
-        responses[str(status)] = {"description": description}
+    responses: dict[str, Any] = {
+        str(spec.success_status): _success(spec.summary, spec.response_model, refs)
+    }
+    for status, (description, model) in spec.extra_responses.items():
+        responses[str(status)] = _success(description, model, refs)
     error_ref = {"application/json": {"schema": {"$ref": refs[ErrorEnvelope]}}}
     for status in sorted({*spec.error_statuses, *_ALWAYS}):
         responses[str(status)] = {"description": _ERROR_DESCRIPTIONS[status], "content": error_ref}
     operation["responses"] = responses
     return operation
+
+
+def _envelope(model: type[BaseModel]) -> type[BaseModel]:
+    """``Envelope[model]``, parametrised at run time (pydantic caches the class)."""
+    return cast(type[BaseModel], Envelope.__class_getitem__(model))
+
+
+def _success(
+    description: str, model: type[BaseModel] | None, refs: dict[type[BaseModel], str]
+) -> dict[str, Any]:
+    answer: dict[str, Any] = {"description": description}
+    if model is not None:
+        ref = refs[_envelope(model)]
+        answer["content"] = {"application/json": {"schema": {"$ref": ref}}}
+    return answer
 
 
 def main(argv: list[str]) -> None:

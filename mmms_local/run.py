@@ -62,8 +62,9 @@ def main() -> None:
     gateway.install()
     import app
 
-    server = create_local_server(app.app, Config.create(chalice_stage="dev", app_name="mmms"),
-                                 host, port)
+    server = create_local_server(
+        app.app, Config.create(chalice_stage="dev", app_name="mmms"), host, port
+    )
     print(f"MMMS API      http://{host}:{port}/v1/health", flush=True)
     where = f"embedded, data in {STATE_DIR / 'pgdata'}" if embedded else "DATABASE_URL"
     print(f"Database      {where}", flush=True)

@@ -11,6 +11,7 @@ from chalicelib.bootstrap import Container, build_container, use_container
 from chalicelib.config import Settings
 from chalicelib.migrate import apply_migrations
 from tests.support.database import isolated_schema, postgres_server, truncate_all
+from tests.support.fake_providers import FakeProvider
 from tests.support.moto_server import MotoServer, running_moto_server
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
@@ -56,6 +57,9 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "admin_token": ADMIN_TOKEN,
         "cors_allow_origins": [UI_ORIGIN],
         "db_connect_timeout_seconds": 2.0,
+        # Unreachable on purpose: tests that use queues pass moto's.
+        "mail_queue_url": "http://127.0.0.1:9/000000000000/unused-processing",
+        "mail_result_queue_url": "http://127.0.0.1:9/000000000000/unused-result",
         **overrides,
     }
     return Settings(**values)
@@ -64,7 +68,7 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
 @pytest.fixture
 def services(clean_database: str) -> Iterator[Container]:
     """The app's container on the test schema, installed as the process-wide one."""
-    built = build_container(make_settings(clean_database))
+    built = build_container(make_settings(clean_database), sender=FakeProvider("fake"))
     use_container(built)
     try:
         yield built

@@ -39,8 +39,14 @@ class RequestContext:
         raw = self.request.raw_body
         if not raw:
             raise RequestValidationError(
-                [{"type": "missing", "loc": ["body"], "msg": "A JSON body is required",
-                  "input": None}],
+                [
+                    {
+                        "type": "missing",
+                        "loc": ["body"],
+                        "msg": "A JSON body is required",
+                        "input": None,
+                    }
+                ],
                 message="Request body is missing",
             )
         return model.model_validate_json(raw)

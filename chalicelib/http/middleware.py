@@ -79,8 +79,14 @@ def _own_envelope(response: Response, request_id: str) -> Response:
         payload = envelope_for(error, request_id)
     elif response.status_code == 400:
         error = RequestValidationError(
-            [{"type": "bad_request", "loc": ["body"], "msg": str(body.get("Message", "")),
-              "input": None}]
+            [
+                {
+                    "type": "bad_request",
+                    "loc": ["body"],
+                    "msg": str(body.get("Message", "")),
+                    "input": None,
+                }
+            ]
         )
         payload = envelope_for(error, request_id)
     else:

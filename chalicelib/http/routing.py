@@ -52,7 +52,8 @@ class RouteSpec:
     response_model: type[BaseModel] | None = None
     success_status: int = 200
     error_statuses: tuple[int, ...] = ()
-    extra_responses: dict[int, str] = field(default_factory=dict)
+    # Other success answers: status → (description, model of ``data`` or None).
+    extra_responses: dict[int, tuple[str, type[BaseModel] | None]] = field(default_factory=dict)
 
 
 class Router:
@@ -72,7 +73,7 @@ class Router:
         response_model: type[BaseModel] | None = None,
         success_status: int = 200,
         error_statuses: tuple[int, ...] = (),
-        extra_responses: dict[int, str] | None = None,
+        extra_responses: dict[int, tuple[str, type[BaseModel] | None]] | None = None,
     ) -> Callable[[View], View]:
         def register(view: View) -> View:
             spec = RouteSpec(

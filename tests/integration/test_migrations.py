@@ -12,8 +12,12 @@ from tests.support.database import isolated_schema
 
 def tables(conninfo: str) -> set[str]:
     with psycopg.connect(conninfo) as conn:
-        return {r[0] for r in conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
+        return {
+            r[0]
+            for r in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+            )
+        }
 
 
 def test_applied_twice_is_a_no_op(postgres_url: str) -> None:

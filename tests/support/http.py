@@ -37,8 +37,11 @@ def call(
 
 def create_key(client: Client, origins: list[str], **extra: Any) -> dict[str, Any]:
     answer = call(
-        client, "POST", "/v1/api-key",
-        body={"name": "test key", "origin_names": origins, **extra}, headers=ADMIN_HEADERS,
+        client,
+        "POST",
+        "/v1/api-key",
+        body={"name": "test key", "origin_names": origins, **extra},
+        headers=ADMIN_HEADERS,
     )
     assert answer.status == 200, answer.json
     data: dict[str, Any] = answer.json["data"]

@@ -13,8 +13,12 @@ from chalicelib.services.origins import (
 
 @pytest.mark.parametrize(
     ("raw", "normal"),
-    [("Example.COM", "example.com"), (" localhost:4321 ", "localhost:4321"),
-     ("*.Example.com", "*.example.com"), ("127.0.0.1:8000", "127.0.0.1:8000")],
+    [
+        ("Example.COM", "example.com"),
+        (" localhost:4321 ", "localhost:4321"),
+        ("*.Example.com", "*.example.com"),
+        ("127.0.0.1:8000", "127.0.0.1:8000"),
+    ],
 )
 def test_valid_origin_names_are_normalised(raw: str, normal: str) -> None:
     assert normalize_origin_name(raw) == normal
@@ -22,8 +26,19 @@ def test_valid_origin_names_are_normalised(raw: str, normal: str) -> None:
 
 @pytest.mark.parametrize(
     "raw",
-    ["https://example.com", "example.com/path", "", "exa mple.com", "*.com", "*", "-a.com",
-     "example.com:0", "example.com:99999", "a..com", "x" * 300],
+    [
+        "https://example.com",
+        "example.com/path",
+        "",
+        "exa mple.com",
+        "*.com",
+        "*",
+        "-a.com",
+        "example.com:0",
+        "example.com:99999",
+        "a..com",
+        "x" * 300,
+    ],
 )
 def test_invalid_origin_names_are_refused(raw: str) -> None:
     with pytest.raises(ValueError):  # noqa: PT011 - message varies per rule
@@ -32,10 +47,16 @@ def test_invalid_origin_names_are_refused(raw: str) -> None:
 
 @pytest.mark.parametrize(
     ("header", "expected"),
-    [("https://App.Example.com", RequestOrigin("app.example.com", 443)),
-     ("http://localhost:4321", RequestOrigin("localhost", 4321)),
-     ("null", None), ("", None), (None, None), ("ftp://x.com", None), ("https://", None),
-     ("https://x.com:notaport", None)],
+    [
+        ("https://App.Example.com", RequestOrigin("app.example.com", 443)),
+        ("http://localhost:4321", RequestOrigin("localhost", 4321)),
+        ("null", None),
+        ("", None),
+        (None, None),
+        ("ftp://x.com", None),
+        ("https://", None),
+        ("https://x.com:notaport", None),
+    ],
 )
 def test_request_origins_are_parsed(header: str | None, expected: RequestOrigin | None) -> None:
     assert parse_request_origin(header) == expected
@@ -46,5 +67,10 @@ def test_candidate_names_match_exactly_what_origin_allowed_accepts() -> None:
     candidates = candidate_origin_names(origin)
 
     assert all(origin_allowed([name], origin) for name in candidates)
-    assert set(candidates) >= {"a.b.example.com", "a.b.example.com:443", "*.b.example.com",
-                               "*.example.com", "*.example.com:443"}
+    assert set(candidates) >= {
+        "a.b.example.com",
+        "a.b.example.com:443",
+        "*.b.example.com",
+        "*.example.com",
+        "*.example.com:443",
+    }

@@ -16,9 +16,15 @@ TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 
 def test_create_returns_the_seed_shape_field_for_field(client: Client) -> None:
     answer = call(
-        client, "POST", "/v1/api-key", headers=ADMIN_HEADERS,
-        body={"name": "My API Key", "origin_names": ["example.com", "app.example.com"],
-              "expires_at": "2099-01-27T10:30:00Z"},
+        client,
+        "POST",
+        "/v1/api-key",
+        headers=ADMIN_HEADERS,
+        body={
+            "name": "My API Key",
+            "origin_names": ["example.com", "app.example.com"],
+            "expires_at": "2099-01-27T10:30:00Z",
+        },
     )
 
     assert answer.status == 200
@@ -26,8 +32,15 @@ def test_create_returns_the_seed_shape_field_for_field(client: Client) -> None:
     assert answer.json["status"] == 200
     assert answer.json["message"] == "API key created successfully"
     data = answer.json["data"]
-    assert set(data) == {"key_id", "name", "api_key", "is_active", "created_at", "origins",
-                         "expires_at"}
+    assert set(data) == {
+        "key_id",
+        "name",
+        "api_key",
+        "is_active",
+        "created_at",
+        "origins",
+        "expires_at",
+    }
     assert re.fullmatch(r"[0-9a-f-]{36}", data["key_id"])
     assert data["name"] == "My API Key"
     assert re.fullmatch(r"ak_[A-Za-z0-9_-]{43,}", data["api_key"])
@@ -35,12 +48,15 @@ def test_create_returns_the_seed_shape_field_for_field(client: Client) -> None:
     assert TIMESTAMP.match(data["created_at"])
     assert data["expires_at"] == "2099-01-27T10:30:00Z"
     assert [o["name"] for o in data["origins"]] == ["example.com", "app.example.com"]
-    assert all(set(o) == {"name", "created_at"} and TIMESTAMP.match(o["created_at"])
-               for o in data["origins"])
+    assert all(
+        set(o) == {"name", "created_at"} and TIMESTAMP.match(o["created_at"])
+        for o in data["origins"]
+    )
 
 
-def test_keys_are_stored_only_as_hashes(client: Client, services: Container,
-                                        clean_database: str) -> None:
+def test_keys_are_stored_only_as_hashes(
+    client: Client, services: Container, clean_database: str
+) -> None:
     data = create_key(client, ["example.com"])
 
     with psycopg.connect(clean_database) as conn:
@@ -64,8 +80,11 @@ def test_delete_by_key_returns_the_seed_shape_and_a_second_delete_is_404(client:
     second = call(client, "DELETE", f"/v1/api-key/{key}", headers=ADMIN_HEADERS)
 
     assert first.status == 200
-    assert first.json == {"status": 200, "message": "API key deleted successfully",
-                          "data": {"deleted": True, "api_key": key}}
+    assert first.json == {
+        "status": 200,
+        "message": "API key deleted successfully",
+        "data": {"deleted": True, "api_key": key},
+    }
     assert second.status == 404
     assert second.json["error_type"] == "not_found"
 
@@ -93,15 +112,22 @@ def test_delete_unknown_key_is_404(client: Client) -> None:
 def test_add_origins_returns_the_seed_shape(client: Client) -> None:
     key = create_key(client, ["example.com"])["api_key"]
 
-    answer = call(client, "POST", f"/v1/api-key/{key}/origins", headers=ADMIN_HEADERS,
-                  body={"origin_names": ["new.example.com", "api.example.com"]})
+    answer = call(
+        client,
+        "POST",
+        f"/v1/api-key/{key}/origins",
+        headers=ADMIN_HEADERS,
+        body={"origin_names": ["new.example.com", "api.example.com"]},
+    )
 
     assert answer.status == 200
     assert answer.json["message"] == "Origins added to API key successfully"
     assert set(answer.json["data"]) == {"api_key", "added_origins"}
     assert answer.json["data"]["api_key"] == key
     assert [o["name"] for o in answer.json["data"]["added_origins"]] == [
-        "new.example.com", "api.example.com"]
+        "new.example.com",
+        "api.example.com",
+    ]
 
 
 def test_adding_an_origin_twice_is_a_no_op(client: Client, clean_database: str) -> None:
@@ -122,8 +148,13 @@ def test_origins_of_a_deleted_key_cannot_be_changed(client: Client) -> None:
     key = create_key(client, ["example.com"])["api_key"]
     call(client, "DELETE", f"/v1/api-key/{key}", headers=ADMIN_HEADERS)
 
-    answer = call(client, "POST", f"/v1/api-key/{key}/origins", headers=ADMIN_HEADERS,
-                  body={"origin_names": ["x.com"]})
+    answer = call(
+        client,
+        "POST",
+        f"/v1/api-key/{key}/origins",
+        headers=ADMIN_HEADERS,
+        body={"origin_names": ["x.com"]},
+    )
 
     assert answer.status == 404
 
@@ -131,11 +162,17 @@ def test_origins_of_a_deleted_key_cannot_be_changed(client: Client) -> None:
 def test_invalid_bodies_are_422_with_pydantic_details(client: Client) -> None:
     cases = [
         ({"origin_names": ["example.com"]}, ["name"], "missing"),
-        ({"name": "k", "origin_names": ["https://example.com/path"]}, ["origin_names", 0],
-         "value_error"),
+        (
+            {"name": "k", "origin_names": ["https://example.com/path"]},
+            ["origin_names", 0],
+            "value_error",
+        ),
         ({"name": "k", "origin_names": ["exa mple.com"]}, ["origin_names", 0], "value_error"),
-        ({"name": "k", "origin_names": [], "expires_at": "2001-01-01T00:00:00Z"},
-         ["expires_at"], "value_error"),
+        (
+            {"name": "k", "origin_names": [], "expires_at": "2001-01-01T00:00:00Z"},
+            ["expires_at"],
+            "value_error",
+        ),
         ({"name": "k", "origin_names": [], "colour": "blue"}, ["colour"], "extra_forbidden"),
     ]
     for body, loc, error_type in cases:

@@ -112,16 +112,23 @@ def test_expired_key(client: Client, protected: Client, clean_database: str) -> 
     key = create_key(client, ["example.com"], expires_at="2099-01-01T00:00:00Z")["api_key"]
     assert whoami(protected, key, "https://example.com").status == 200
     with psycopg.connect(clean_database) as conn:
-        conn.execute("UPDATE api_keys SET expires_at = %s",
-                     (datetime.now(UTC) - timedelta(seconds=1),))
+        conn.execute(
+            "UPDATE api_keys SET expires_at = %s", (datetime.now(UTC) - timedelta(seconds=1),)
+        )
 
     assert_unauthorized(whoami(protected, key, "https://example.com"), SAME_ANSWER)
 
 
 @pytest.mark.parametrize(
     "authorization",
-    [None, "", "Bearer", "Bearer wrong-token-0123456789", "Basic dGVzdA==",
-     "test-admin-token-0123456789"],
+    [
+        None,
+        "",
+        "Bearer",
+        "Bearer wrong-token-0123456789",
+        "Basic dGVzdA==",
+        "test-admin-token-0123456789",
+    ],
 )
 def test_admin_endpoints_need_the_admin_token(client: Client, authorization: str | None) -> None:
     headers = {"Content-Type": "application/json"}

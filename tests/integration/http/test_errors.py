@@ -37,8 +37,13 @@ def test_wrong_method_is_405_with_allow(client: Client) -> None:
 
 
 def test_wrong_content_type_is_415(client: Client) -> None:
-    answer = call(client, "POST", "/v1/api-key", raw_body="name=k",
-                  headers={**ADMIN_HEADERS, "Content-Type": "application/x-www-form-urlencoded"})
+    answer = call(
+        client,
+        "POST",
+        "/v1/api-key",
+        raw_body="name=k",
+        headers={**ADMIN_HEADERS, "Content-Type": "application/x-www-form-urlencoded"},
+    )
 
     assert_envelope(answer, 415, "unsupported_media_type")
 
@@ -57,8 +62,13 @@ def test_oversize_body_is_413(clean_database: str) -> None:
         import app
 
         with Client(app.app) as client:
-            answer = call(client, "POST", "/v1/api-key", headers=ADMIN_HEADERS,
-                          body={"name": "x" * 100, "origin_names": ["example.com"]})
+            answer = call(
+                client,
+                "POST",
+                "/v1/api-key",
+                headers=ADMIN_HEADERS,
+                body={"name": "x" * 100, "origin_names": ["example.com"]},
+            )
     finally:
         use_container(None)
         small.close()
@@ -69,8 +79,9 @@ def test_oversize_body_is_413(clean_database: str) -> None:
 @pytest.fixture
 def database_down() -> Iterator[Container]:
     gateway.install()
-    down = build_container(make_settings(
-        "postgresql://postgres@127.0.0.1:1/postgres", db_connect_timeout_seconds=0.5))
+    down = build_container(
+        make_settings("postgresql://postgres@127.0.0.1:1/postgres", db_connect_timeout_seconds=0.5)
+    )
     use_container(down)
     yield down
     use_container(None)
@@ -81,8 +92,13 @@ def test_database_down_is_503_and_readiness_says_so(database_down: Container) ->
     import app
 
     with Client(app.app) as client:
-        created = call(client, "POST", "/v1/api-key", headers=ADMIN_HEADERS,
-                       body={"name": "k", "origin_names": ["example.com"]})
+        created = call(
+            client,
+            "POST",
+            "/v1/api-key",
+            headers=ADMIN_HEADERS,
+            body={"name": "k", "origin_names": ["example.com"]},
+        )
         ready = call(client, "GET", "/v1/health/ready")
         live = call(client, "GET", "/v1/health")
 

@@ -31,8 +31,12 @@ def test_readiness_reports_the_database(client: Client) -> None:
 
 
 def test_preflight_from_the_configured_ui_origin(client: Client) -> None:
-    answer = call(client, "OPTIONS", "/v1/api-key", headers={
-        "Origin": UI_ORIGIN, "Access-Control-Request-Method": "POST"})
+    answer = call(
+        client,
+        "OPTIONS",
+        "/v1/api-key",
+        headers={"Origin": UI_ORIGIN, "Access-Control-Request-Method": "POST"},
+    )
 
     assert answer.status == 204
     assert answer.headers["access-control-allow-origin"] == UI_ORIGIN

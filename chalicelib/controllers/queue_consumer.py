@@ -1,0 +1,45 @@
+"""The processing queue's Lambda handler, and the same for the local worker.
+
+Chalice does not set ``ReportBatchItemFailures`` on the event source, so returning
+``batchItemFailures`` alone would make Lambda delete the whole batch. Instead the handler
+deletes the records that succeeded itself, delays the failed ones (backoff), and raises
+:class:`BatchIncompleteError` so Lambda leaves them on the queue. That is correct with or
+without ``ReportBatchItemFailures``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.bootstrap import Container
+from chalicelib.errors import BatchIncompleteError
+from chalicelib.queues.base import QueueRecord
+
+
+def records_from_sqs_event(records: list[dict[str, Any]]) -> list[QueueRecord]:
+    """QueueRecords from Lambda's SQS event records (``SQSRecord.to_dict()``)."""
+    return [
+        QueueRecord(
+            message_id=str(r.get("messageId", "")),
+            body=str(r.get("body", "")),
+            receipt_handle=str(r.get("receiptHandle", "")),
+            receive_count=int(r.get("attributes", {}).get("ApproximateReceiveCount", "1")),
+        )
+        for r in records
+    ]
+
+
+def handle_processing_batch(records: list[QueueRecord], services: Container) -> dict[str, Any]:
+    report = services.consumer.process_batch(records)
+    services.delivery.republish_pending(limit=20)
+    if not report.retry:
+        return {"batchItemFailures": []}
+    services.processing_queue.delete_many([r.receipt_handle for r in report.acknowledged])
+    for record, delay in report.retry:
+        services.processing_queue.retry_later(record.receipt_handle, delay)
+    failed = [record.message_id for record, _ in report.retry]
+    raise BatchIncompleteError(f"{len(failed)} of {len(records)} records will be retried: {failed}")
+
+
+def republish_pending_results(services: Container) -> int:
+    return services.delivery.republish_pending(limit=500)

@@ -1,0 +1,253 @@
+"""Sending one recipient's email exactly once: the path shared by the API and the consumer.
+
+``deliver`` takes the record's send lease, renders the message, hands it to the provider
+chain and records the outcome:
+
+- sent → ``sent`` with provider and message id; rejected or un-renderable → ``failed``
+  (permanent, never retried); provider unavailable → lease released, still ``queued``
+  (the caller retries it later through the queue);
+- a record that is already ``sent``/``failed`` is not sent again; one whose lease another
+  sender holds is reported busy (retry later).
+
+Every final outcome is stored with ``result_pending`` set and then published; if the result
+queue is unreachable it stays pending and :meth:`republish_pending` sends it later.
+
+The one window for a duplicate is a crash after the provider accepted the message and
+before ``sent`` is written; the write is retried for a few seconds, and the lease keeps
+everyone else off the record meanwhile.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import functools
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from chalicelib.errors import (
+    DatabaseUnavailableError,
+    MessageRejectedError,
+    ProviderUnavailableError,
+    QueueUnavailableError,
+)
+from chalicelib.models.mail import (
+    DeliveryState,
+    DeliveryStatus,
+    ProcessingMessage,
+    ProcessingResult,
+)
+from chalicelib.providers.base import Address, Attachment, OutgoingMessage, SendResult
+from chalicelib.queues.base import ResultQueue
+from chalicelib.repositories.deliveries import Delivery, DeliveryRepository
+from chalicelib.services.templates import CompiledTemplates, TemplateRenderError
+
+log = logging.getLogger("mmms.delivery")
+
+
+class MailSender(Protocol):
+    """What delivery needs of the provider chain."""
+
+    def send(self, message: OutgoingMessage) -> SendResult: ...
+
+
+class Outcome(enum.Enum):
+    SENT = "sent"  # sent now
+    FAILED = "failed"  # failed permanently now
+    RETRY = "retry"  # every provider unavailable: still queued, send again later
+    BUSY = "busy"  # another sender holds the lease: look again later
+    DONE = "done"  # was already sent or failed before: nothing done
+
+
+@dataclass(frozen=True)
+class DeliveryOutcome:
+    kind: Outcome
+    delivery: Delivery
+    provider_response: Mapping[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+class DeliveryService:
+    def __init__(
+        self,
+        repository: DeliveryRepository,
+        sender: MailSender,
+        results: ResultQueue,
+        *,
+        lease_seconds: float = 120.0,
+    ) -> None:
+        self._repo = repository
+        self._sender = sender
+        self._results = results
+        self._lease = lease_seconds
+
+    def deliver(self, job: ProcessingMessage, delivery: Delivery) -> DeliveryOutcome:
+        if delivery.status is not DeliveryState.QUEUED:
+            self.flush_result(delivery)
+            return DeliveryOutcome(Outcome.DONE, delivery)
+        claimed = self._repo.claim(delivery.id, self._lease)
+        if claimed is None:
+            return self._not_claimed(delivery)
+        try:
+            message = build_message(job, claimed)
+        except TemplateRenderError as err:
+            return self._fail(claimed, str(err), "template_error")
+        try:
+            result = self._sender.send(message)
+        except ProviderUnavailableError as err:
+            released = self._repo.release(claimed.id, str(err)) or claimed
+            log.warning(
+                "no provider available", extra={"delivery_id": str(claimed.id), "error": str(err)}
+            )
+            return DeliveryOutcome(Outcome.RETRY, released, error=str(err))
+        except MessageRejectedError as err:
+            return self._fail(claimed, str(err), "rejected", provider=err.provider)
+        sent = _record_sent(self._repo, claimed, result) or claimed
+        self.flush_result(sent)
+        return DeliveryOutcome(Outcome.SENT, sent, provider_response=result.response)
+
+    def give_up(self, delivery: Delivery, error: str) -> Delivery:
+        """Mark a record failed after its last allowed attempt, and report it."""
+        failed = self._repo.mark_failed(delivery.id, error, "retries_exhausted")
+        if failed is not None:
+            self.flush_result(failed)
+            return failed
+        return delivery
+
+    def fail(self, delivery: Delivery, error: str, detail: str) -> Delivery:
+        """Mark a record failed for good (e.g. a malformed message) and report it."""
+        return self._fail(delivery, error, detail).delivery
+
+    def flush_result(self, delivery: Delivery) -> None:
+        """Publish the record's outcome if it still has to be; keep it pending on failure."""
+        if not delivery.result_pending:
+            return
+        try:
+            self._results.publish(result_of(delivery).model_dump_json())
+        except QueueUnavailableError:
+            log.warning(
+                "result queue unreachable; report kept pending",
+                extra={"delivery_id": str(delivery.id)},
+            )
+            return
+        self._repo.result_published(delivery.id)
+
+    def republish_pending(self, limit: int = 100) -> int:
+        """Publish outcomes whose report could not be published when they happened."""
+        pending = self._repo.pending_results(limit)
+        for delivery in pending:
+            self.flush_result(delivery)
+        return len(pending)
+
+    def _fail(
+        self, delivery: Delivery, error: str, detail: str, provider: str | None = None
+    ) -> DeliveryOutcome:
+        failed = self._repo.mark_failed(delivery.id, error, detail, provider) or delivery
+        log.info(
+            "delivery failed permanently",
+            extra={"delivery_id": str(delivery.id), "detail": detail, "error": error},
+        )
+        self.flush_result(failed)
+        return DeliveryOutcome(Outcome.FAILED, failed, error=error)
+
+    def _not_claimed(self, delivery: Delivery) -> DeliveryOutcome:
+        current = self._repo.find(
+            delivery.api_key_id, delivery.email_id, delivery.email_recipient_id
+        )
+        if current.status is DeliveryState.QUEUED:
+            return DeliveryOutcome(Outcome.BUSY, current)
+        self.flush_result(current)
+        return DeliveryOutcome(Outcome.DONE, current)
+
+
+@retry(
+    retry=retry_if_exception_type(DatabaseUnavailableError),
+    stop=stop_after_attempt(4),
+    wait=wait_exponential(multiplier=0.25, max=2),
+    reraise=True,
+)
+def _record_sent(
+    repo: DeliveryRepository, delivery: Delivery, result: SendResult
+) -> Delivery | None:
+    return repo.mark_sent(delivery.id, result.provider, result.message_id)
+
+
+@functools.lru_cache(maxsize=64)
+def compiled_templates(subject: str, html: str, text: str | None) -> CompiledTemplates:
+    """Compile an email's templates once per process, not once per recipient."""
+    return CompiledTemplates(subject, html, text)
+
+
+def template_values(job: ProcessingMessage) -> dict[str, str | None]:
+    return {
+        "name": job.recipient_name,
+        "mail": job.recipient_email,
+        "company": job.recipient_company,
+        "emailRecipientId": job.email_recipient_id,
+        "sender_name": job.sender_name,
+        "sender_email": job.sender_email,
+        "sender_organisation_name": job.sender_organisation_name,
+    }
+
+
+def build_message(job: ProcessingMessage, delivery: Delivery) -> OutgoingMessage:
+    """The recipient's rendered email. Raises TemplateRenderError."""
+    rendered = compiled_templates(job.subject, job.html_template, job.text_template).render(
+        template_values(job)
+    )
+    domain = job.sender_email.rpartition("@")[2]
+    return OutgoingMessage(
+        sender=Address(job.sender_email, job.sender_name),
+        to=(Address(job.recipient_email, job.recipient_name),),
+        subject=rendered.subject,
+        html=rendered.html,
+        text=rendered.text,
+        cc=tuple(Address(a) for a in job.cc),
+        bcc=tuple(Address(a) for a in job.bcc),
+        reply_to=(Address(job.reply_to),) if job.reply_to else (),
+        attachments=tuple(
+            Attachment(a.filename, a.content_type, base64.b64decode(a.content))
+            for a in job.attachments
+        ),
+        tags={
+            "email_id": job.email_id,
+            "email_recipient_id": delivery.email_recipient_id,
+            **({"client_env_id": job.client_env_id} if job.client_env_id else {}),
+        },
+        # The same Message-ID whichever attempt or provider sends it.
+        message_id=f"<{delivery.id}@{domain}>",
+    )
+
+
+def status_of(delivery: Delivery) -> DeliveryStatus:
+    return DeliveryStatus(
+        email_id=delivery.email_id,
+        email_recipient_id=delivery.email_recipient_id,
+        recipient=delivery.recipient,
+        status=delivery.status,
+        message_id=delivery.message_id,
+        status_detail=delivery.status_detail,
+        last_error=delivery.last_error,
+        queued_at=delivery.queued_at,
+        sent_at=delivery.sent_at,
+        provider=delivery.provider,
+    )
+
+
+def result_of(delivery: Delivery) -> ProcessingResult:
+    return ProcessingResult(
+        success=delivery.status is not DeliveryState.FAILED,
+        email_id=delivery.email_id,
+        email_recipient_id=delivery.email_recipient_id,
+        recipient=delivery.recipient,
+        status=delivery.status,
+        result=status_of(delivery),
+        client_env_id=delivery.client_env_id,
+        projectId=delivery.project_id,
+        closureId=delivery.closure_id,
+        metadata=delivery.metadata,
+    )

@@ -1,0 +1,147 @@
+"""Rendering ``{{name}}``-style templates for one recipient, safely.
+
+Jinja2's sandbox renders the templates: no attribute access to Python internals, no
+imports. The HTML part autoescapes every substituted value (a recipient named
+``<script>`` arrives as text); the text part and the subject do not. An unknown placeholder
+is an error (StrictUndefined), never a blank. The plain-text part is derived from the HTML
+when no ``text_template`` is given.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from html.parser import HTMLParser
+
+from jinja2 import StrictUndefined, Template, TemplateError
+from jinja2.sandbox import SandboxedEnvironment
+
+PLACEHOLDERS = (
+    "name",
+    "mail",
+    "company",
+    "emailRecipientId",
+    "sender_name",
+    "sender_email",
+    "sender_organisation_name",
+)
+
+_html_env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=True)
+_text_env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+
+
+class TemplateRenderError(ValueError):
+    """A template could not be compiled or rendered; the message says why, for the caller.
+
+    ``field`` names the template that does not compile (``subject``, ``html_template``,
+    ``text_template``); it is None when rendering failed for one recipient's values.
+    """
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    html: str
+    text: str
+
+
+class CompiledTemplates:
+    """An email's templates, compiled once and rendered per recipient."""
+
+    def __init__(self, subject: str, html_template: str, text_template: str | None) -> None:
+        self._subject = _compile(_text_env, subject, "subject")
+        self._html = _compile(_html_env, html_template, "html_template")
+        self._text = _compile(_text_env, text_template, "text_template") if text_template else None
+
+    def render(self, values: dict[str, str | None]) -> Rendered:
+        context = {key: values.get(key) or "" for key in PLACEHOLDERS}
+        try:
+            subject = self._subject.render(context)
+            body = self._html.render(context)
+            text = self._text.render(context) if self._text else html_to_text(body)
+        except TemplateError as err:
+            raise TemplateRenderError(f"template error: {err}") from err
+        if "\r" in subject or "\n" in subject:
+            raise TemplateRenderError("the rendered subject contains a line break (CR/LF)")
+        return Rendered(subject=subject, html=body, text=text)
+
+
+def _compile(env: SandboxedEnvironment, source: str, field: str) -> Template:
+    try:
+        return env.from_string(source)
+    except TemplateError as err:
+        raise TemplateRenderError(f"{field} does not compile: {err}", field=field) from err
+
+
+_BLOCKS = frozenset(
+    {
+        "p",
+        "div",
+        "br",
+        "tr",
+        "li",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "table",
+        "ul",
+        "ol",
+        "blockquote",
+        "hr",
+        "section",
+        "article",
+        "header",
+        "footer",
+    }
+)
+_SKIPPED = frozenset({"script", "style", "head", "title"})
+
+
+class _TextExtractor(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skip_depth = 0
+        self._links: list[str | None] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _SKIPPED:
+            self._skip_depth += 1
+        elif tag in _BLOCKS:
+            self.parts.append("\n")
+        if tag == "li":
+            self.parts.append("- ")
+        if tag == "a":
+            self._links.append(dict(attrs).get("href"))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _SKIPPED:
+            self._skip_depth = max(0, self._skip_depth - 1)
+        elif tag in _BLOCKS:
+            self.parts.append("\n")
+        if tag == "a" and self._links:
+            href = self._links.pop()
+            if href and not href.startswith(("#", "mailto:")):
+                self.parts.append(f" ({href})")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip_depth:
+            self.parts.append(re.sub(r"\s+", " ", data))
+
+
+def html_to_text(markup: str) -> str:
+    """A readable plain-text version of an HTML body (paragraphs, list items, link targets)."""
+    parser = _TextExtractor()
+    parser.feed(markup)
+    parser.close()
+    lines = (line.strip() for line in html.unescape("".join(parser.parts)).splitlines())
+    text = "\n".join(lines)
+    return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"

@@ -1,0 +1,55 @@
+"""Two senders racing for the same recipient: one email."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+from chalicelib.models.mail import ProcessingMessage
+from chalicelib.providers.base import OutgoingMessage, SendResult
+from chalicelib.repositories.deliveries import NewDelivery
+from chalicelib.services.delivery import Outcome
+from tests.integration.mail.conftest import SENDER, Wire
+from tests.support.fake_providers import FakeProvider
+
+
+class SlowProvider(FakeProvider):
+    """Takes a while to answer, so that a second sender arrives meanwhile."""
+
+    def __init__(self) -> None:
+        super().__init__("slow")
+        self.started = threading.Event()
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        self.started.set()
+        time.sleep(0.3)
+        return super().send(message)
+
+
+def test_concurrent_senders_send_once(wire: Wire) -> None:
+    provider = SlowProvider()
+    services = wire(sender=provider)
+    job = ProcessingMessage(
+        email_id="race",
+        email_recipient_id="r",
+        sender_email=SENDER,
+        subject="s",
+        html_template="<p>hi</p>",
+        recipient_email="r@example.org",
+    )
+    key = uuid.uuid4()
+    repo = services.consumer._repo
+    repo.insert_new(key, [NewDelivery("race", "r", "r@example.org", None, None, None, {})])
+
+    def attempt() -> Outcome:
+        delivery = repo.find(key, "race", "r")
+        return services.delivery.deliver(job, delivery).kind
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        outcomes = list(pool.map(lambda _: attempt(), range(4)))
+
+    assert len(provider.sent) == 1
+    assert outcomes.count(Outcome.SENT) == 1
+    assert set(outcomes) <= {Outcome.SENT, Outcome.BUSY, Outcome.DONE}

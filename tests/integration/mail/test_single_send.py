@@ -1,0 +1,152 @@
+"""POST /v1/mail with one recipient: sent at once through SES (moto), reported, idempotent."""
+
+from __future__ import annotations
+
+import re
+
+import psycopg
+from chalice.test import Client
+
+from tests.integration.mail.conftest import Wire, mail_headers, seed_request
+from tests.support.fake_providers import FakeProvider
+from tests.support.http import call
+from tests.support.moto_server import MotoServer
+from tests.support.queues import Queues, consume_until_empty
+
+TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
+STATUS_FIELDS = {
+    "email_id",
+    "email_recipient_id",
+    "recipient",
+    "status",
+    "message_id",
+    "status_detail",
+    "last_error",
+    "queued_at",
+    "sent_at",
+    "provider",
+}
+
+
+def test_the_seed_example_gives_the_seed_response(
+    wire: Wire, api: Client, api_key: str, moto: MotoServer, queues: Queues
+) -> None:
+    wire()
+
+    answer = call(api, "POST", "/v1/mail", body=seed_request(), headers=mail_headers(api_key))
+
+    assert answer.status == 200, answer.json
+    assert answer.json["status"] == 200
+    assert answer.json["message"] == "Email sent successfully"
+    data = answer.json["data"]
+    assert set(data) == {"message_id", "ses_response", "status"}
+    assert data["ses_response"] == {"MessageId": data["message_id"]}
+    status = data["status"]
+    assert set(status) == STATUS_FIELDS
+    assert status["email_id"] == "msg-123"
+    assert status["email_recipient_id"] == "recipient-123"
+    assert status["recipient"] == "john@example.com"
+    assert status["status"] == "sent"
+    assert status["message_id"] == data["message_id"]
+    assert status["status_detail"] is None
+    assert status["last_error"] is None
+    assert TIMESTAMP.match(status["sent_at"])
+    assert status["provider"] == "ses"
+
+    sent = moto.ses_sent_messages()
+    assert len(sent) == 1
+    assert "Hello John Doe" in str(sent[0].body)
+    results = queues.drain_json(queues.result)
+    assert len(results) == 1
+    assert results[0]["success"] is True
+    assert results[0]["status"] == "sent"
+    assert results[0]["result"]["message_id"] == data["message_id"]
+    assert results[0]["projectId"] == "project-456"
+    assert results[0]["closureId"] == "closure-789"
+    assert results[0]["client_env_id"] == "env-123"
+
+
+def test_posting_the_same_email_again_sends_nothing(
+    wire: Wire, api: Client, api_key: str, moto: MotoServer, queues: Queues
+) -> None:
+    wire()
+    first = call(api, "POST", "/v1/mail", body=seed_request(), headers=mail_headers(api_key))
+
+    again = call(api, "POST", "/v1/mail", body=seed_request(), headers=mail_headers(api_key))
+
+    assert again.status == 200
+    assert again.json["data"]["message_id"] == first.json["data"]["message_id"]
+    assert len(moto.ses_sent_messages()) == 1
+    assert len(queues.drain_json(queues.result)) == 1
+
+
+def test_a_permanent_rejection_is_400_and_reported_failed(
+    wire: Wire, api: Client, api_key: str, queues: Queues
+) -> None:
+    provider = FakeProvider("fake").fail_rejected()
+    wire(sender=provider)
+
+    answer = call(api, "POST", "/v1/mail", body=seed_request(), headers=mail_headers(api_key))
+
+    assert answer.status == 400
+    assert answer.json["error_type"] == "business_error"
+    assert answer.json["details"]["status"] == "failed"
+    results = queues.drain_json(queues.result)
+    assert [r["status"] for r in results] == ["failed"]
+    assert results[0]["success"] is False
+    assert "scripted rejection" in results[0]["result"]["last_error"]
+    assert provider.attempts == 1
+
+
+def test_every_provider_down_queues_it_and_it_is_sent_once_later(
+    wire: Wire, api: Client, api_key: str, queues: Queues
+) -> None:
+    provider = FakeProvider("fake").fail_unavailable()
+    services = wire(sender=provider)
+
+    answer = call(api, "POST", "/v1/mail", body=seed_request(), headers=mail_headers(api_key))
+
+    assert answer.status == 202
+    assert answer.json["data"]["status"]["status"] == "queued"
+    assert answer.json["data"]["message_id"] is None
+    assert queues.count(queues.processing) == 1
+
+    provider.recover()
+    consume_until_empty(services, queues)
+    again = call(api, "POST", "/v1/mail", body=seed_request(), headers=mail_headers(api_key))
+
+    assert len(provider.sent) == 1
+    assert again.status == 200
+    assert again.json["data"]["status"]["status"] == "sent"
+
+
+def test_provider_and_queue_both_down_is_503_and_leaves_nothing_behind(
+    wire: Wire, api: Client, api_key: str, clean_database: str
+) -> None:
+    wire(
+        sender=FakeProvider("fake").fail_unavailable(),
+        mail_queue_url="http://127.0.0.1:9/000000000000/unreachable",
+    )
+
+    answer = call(api, "POST", "/v1/mail", body=seed_request(), headers=mail_headers(api_key))
+
+    assert answer.status == 503
+    with psycopg.connect(clean_database) as conn:
+        assert conn.execute("SELECT count(*) FROM deliveries").fetchone() == (0,)
+
+
+def test_mail_needs_a_key_and_an_allowed_origin(wire: Wire, api: Client, api_key: str) -> None:
+    wire()
+    no_key = call(
+        api, "POST", "/v1/mail", body=seed_request(), headers={"Origin": "https://app.example.com"}
+    )
+    wrong_origin = call(
+        api,
+        "POST",
+        "/v1/mail",
+        body=seed_request(),
+        headers={**mail_headers(api_key), "Origin": "https://evil.example"},
+    )
+
+    assert no_key.status == 401
+    assert wrong_origin.status == 401
