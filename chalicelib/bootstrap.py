@@ -124,6 +124,14 @@ def resolve_admin_token(settings: Settings, secrets: SecretStore) -> str:
     return token
 
 
+def provider_secrets(settings: Settings, secrets: SecretStore) -> dict[str, Any]:
+    """Provider settings from the PROVIDER_SECRET_NAME secret (keys as env var names)."""
+    if settings.provider_secret_name is None:
+        return {}
+    values = secrets.get_json(settings.provider_secret_name)
+    return {str(key).lower(): value for key, value in values.items()}
+
+
 def build_container(
     settings: Settings,
     *,
@@ -143,7 +151,8 @@ def build_container(
     )
     if sender is None:
         sender = build_provider_chain(
-            load_provider_settings(), ses_client_factory=lambda: aws.client("sesv2")
+            load_provider_settings(**provider_secrets(settings, secrets)),
+            ses_client_factory=lambda: aws.client("sesv2"),
         )
     processing = processing_queue or SqsProcessingQueue(aws.sqs, str(settings.mail_queue_url))
     results = result_queue or SqsResultQueue(aws.sqs, str(settings.mail_result_queue_url))

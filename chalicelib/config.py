@@ -36,6 +36,10 @@ class Settings(BaseSettings):
 
     cors_allow_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
+    # Provider credentials kept in Secrets Manager: a JSON object of provider settings
+    # ({"SMTP_PASSWORD": "...", "SENDGRID_API_KEY": "..."}) that wins over the environment.
+    provider_secret_name: str | None = None
+
     # Queues (bulk fan-out and status reports).
     mail_queue_url: str | None = None
     mail_result_queue_url: str | None = None

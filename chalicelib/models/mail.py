@@ -51,6 +51,13 @@ def _file_name(value: str) -> str:
     return value
 
 
+def _unsubscribe_target(value: str) -> str:
+    _single_line(value)
+    if not value.startswith(("https://", "mailto:")) or " " in value or ">" in value:
+        raise ValueError("an https:// URL or a mailto: address")
+    return value
+
+
 def _base64(value: str) -> str:
     try:
         base64.b64decode(value, validate=True)
@@ -62,6 +69,7 @@ def _base64(value: str) -> str:
 EmailAddress = Annotated[str, Field(max_length=320), AfterValidator(_valid_address)]
 SingleLine = Annotated[str, AfterValidator(_single_line)]
 DisplayName = Annotated[str, Field(max_length=200), AfterValidator(_single_line)]
+UnsubscribeTarget = Annotated[str, Field(max_length=2000), AfterValidator(_unsubscribe_target)]
 Identifier = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
 MetadataKey = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
@@ -107,6 +115,10 @@ class SendMailRequest(RequestModel):
     metadata: dict[MetadataKey, Annotated[str, Field(max_length=256)]] = Field(
         default_factory=dict, max_length=20
     )
+    list_unsubscribe: UnsubscribeTarget | None = Field(
+        default=None,
+        description="https:// URL (one-click, RFC 8058) or mailto: for List-Unsubscribe",
+    )
 
 
 class ProcessingMessage(BaseModel):
@@ -136,6 +148,7 @@ class ProcessingMessage(BaseModel):
     reply_to: EmailAddress | None = None
     attachments: list[AttachmentIn] = Field(default_factory=list)
     metadata: dict[str, str] = Field(default_factory=dict)
+    list_unsubscribe: UnsubscribeTarget | None = None
     projectId: str | None = None
     closureId: str | None = None
     api_key_id: str | None = None

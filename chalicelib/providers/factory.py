@@ -109,10 +109,13 @@ class ProviderSettings(BaseSettings):
         return self
 
 
-def load_provider_settings() -> ProviderSettings:
-    """Read the settings from the environment, or raise ConfigurationError naming the problem."""
+def load_provider_settings(**overrides: Any) -> ProviderSettings:
+    """Read the settings from the environment, or raise ConfigurationError naming the problem.
+
+    ``overrides`` (field names, e.g. from a Secrets Manager secret) win over the environment.
+    """
     try:
-        return ProviderSettings()
+        return ProviderSettings(**overrides)
     except ValidationError as err:
         problems = "; ".join(
             f"{'.'.join(str(p).upper() for p in e['loc'])}: {e['msg']}" if e["loc"] else e["msg"]

@@ -213,6 +213,7 @@ def build_message(job: ProcessingMessage, delivery: Delivery) -> OutgoingMessage
             Attachment(a.filename, a.content_type, base64.b64decode(a.content))
             for a in job.attachments
         ),
+        headers=unsubscribe_headers(job.list_unsubscribe),
         tags={
             "email_id": job.email_id,
             "email_recipient_id": delivery.email_recipient_id,
@@ -221,6 +222,16 @@ def build_message(job: ProcessingMessage, delivery: Delivery) -> OutgoingMessage
         # The same Message-ID whichever attempt or provider sends it.
         message_id=f"<{delivery.id}@{domain}>",
     )
+
+
+def unsubscribe_headers(target: str | None) -> dict[str, str]:
+    """RFC 2369 List-Unsubscribe, plus RFC 8058 one-click for an https target."""
+    if not target:
+        return {}
+    headers = {"List-Unsubscribe": f"<{target}>"}
+    if target.startswith("https://"):
+        headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    return headers
 
 
 def status_of(delivery: Delivery) -> DeliveryStatus:

@@ -157,6 +157,7 @@ class MailService:
                 reply_to=request.reply_to,
                 attachments=request.attachments,
                 metadata=request.metadata,
+                list_unsubscribe=request.list_unsubscribe,
                 projectId=request.projectId,
                 closureId=request.closureId,
                 api_key_id=str(api_key_id),

@@ -1,4 +1,4 @@
-"""Servers the provider integration tests talk to: aiosmtpd (TLS + AUTH) and fake HTTP APIs."""
+"""Servers integration tests talk to: aiosmtpd (TLS + AUTH) and fake Mailgun/SendGrid APIs."""
 
 from __future__ import annotations
 
