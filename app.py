@@ -120,6 +120,11 @@ def get_openapi(ctx: RequestContext) -> Response:
     )
 
 
+if os.environ.get("MMMS_DEV_ROUTES") == "1":  # set by `make run` only; never on AWS
+    from mmms_local.dev_routes import register_dev_routes
+
+    register_dev_routes(router)
+
 router.finish()
 
 

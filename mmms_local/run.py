@@ -1,27 +1,35 @@
-"""``make run``: the API on 127.0.0.1 with embedded defaults, no AWS account needed.
+"""``make run``: the API and a queue worker on this machine, no AWS account needed.
 
-- PostgreSQL: ``DATABASE_URL`` if set, else an embedded server whose data lives in
-  ``.mmms/pgdata`` (kept between runs).
+Embedded defaults, each replaced by the real thing when its variable is set:
+
+- PostgreSQL: ``DATABASE_URL``, else an embedded server with its data in ``.mmms/pgdata``;
+- queues: ``MAIL_QUEUE_URL`` + ``MAIL_RESULT_QUEUE_URL`` (SQS, or an emulator through
+  ``AWS_ENDPOINT_URL``), else durable local queues in that PostgreSQL;
+- mail: ``MAIL_PROVIDERS``, else the capture provider writing ``.eml`` files to
+  ``.mmms/outbox`` (see http://127.0.0.1:8000/v1/dev);
 - ``ADMIN_TOKEN``: from the environment, else generated once into ``.mmms/admin_token``.
-- Migrations are applied, then Chalice's local server serves ``app.py``.
+
+The worker runs the same consumer code as the Lambda. Ctrl-C (or SIGTERM) stops both.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import signal
 import sys
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 from mmms_local import gateway
 
 STATE_DIR = Path(os.environ.get("MMMS_HOME", ".mmms"))
+LOCAL_QUEUE = "local://processing"
+LOCAL_RESULTS = "local://results"
 
 
-def _database_url() -> tuple[str, object | None]:
-    configured = os.environ.get("DATABASE_URL")
-    if configured:
-        return configured, None
+def _embedded_database() -> tuple[str, Any]:
     import pgserver
 
     data = (STATE_DIR / "pgdata").resolve()
@@ -31,9 +39,6 @@ def _database_url() -> tuple[str, object | None]:
 
 
 def _admin_token() -> str:
-    configured = os.environ.get("ADMIN_TOKEN")
-    if configured:
-        return configured
     token_file = STATE_DIR / "admin_token"
     if not token_file.exists():
         STATE_DIR.mkdir(parents=True, exist_ok=True)
@@ -42,42 +47,115 @@ def _admin_token() -> str:
     return token_file.read_text(encoding="utf-8").strip()
 
 
+def _prepare_environment() -> tuple[Any, bool]:
+    """Fill in the embedded defaults; return (embedded server or None, local queues?)."""
+    embedded = None
+    if not os.environ.get("DATABASE_URL"):
+        os.environ["DATABASE_URL"], embedded = _embedded_database()
+    if not os.environ.get("ADMIN_TOKEN") and not os.environ.get("ADMIN_SECRET_NAME"):
+        os.environ["ADMIN_TOKEN"] = _admin_token()
+    local_queues = not os.environ.get("MAIL_QUEUE_URL")
+    if local_queues:
+        os.environ["MAIL_QUEUE_URL"] = LOCAL_QUEUE
+        os.environ["MAIL_RESULT_QUEUE_URL"] = LOCAL_RESULTS
+    os.environ.setdefault("MAIL_PROVIDERS", "capture")
+    os.environ.setdefault("CAPTURE_DIR", str(STATE_DIR / "outbox"))
+    os.environ.setdefault("CORS_ALLOW_ORIGINS", "http://localhost:4321")
+    os.environ["MMMS_DEV_ROUTES"] = "1"
+    return embedded, local_queues
+
+
+def _stop_on_signal(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _build(local_queues: bool) -> tuple[Any, Any, Any, Any]:
+    """(settings, services, receive function, queue database or None)."""
+    from chalicelib.bootstrap import AwsClients, build_container
+    from chalicelib.config import load_settings
+    from chalicelib.db import Database
+    from chalicelib.errors import ConfigurationError
+    from chalicelib.migrate import apply_migrations
+    from mmms_local.local_queue import PROCESSING, RESULTS, LocalQueue, ensure_queue_table
+    from mmms_local.worker import sqs_receiver
+
+    try:
+        settings = load_settings()
+    except ConfigurationError as err:
+        sys.exit(f"mmms: {err}")
+    apply_migrations(os.environ["DATABASE_URL"])
+    if not local_queues:
+        receive = sqs_receiver(AwsClients(settings).sqs(), str(settings.mail_queue_url))
+        return settings, build_container(settings), receive, None
+    queue_db = Database(os.environ["DATABASE_URL"], max_size=4)
+    ensure_queue_table(queue_db)
+    processing = LocalQueue(queue_db, PROCESSING, max_receives=settings.mail_queue_max_receives)
+    services = build_container(
+        settings, processing_queue=processing, result_queue=LocalQueue(queue_db, RESULTS)
+    )
+    return settings, services, processing.receive, queue_db
+
+
+def _banner(host: str, port: int, embedded: Any, queues: str) -> None:
+    where = f"embedded, data in {STATE_DIR / 'pgdata'}" if embedded else "DATABASE_URL"
+    lines = [
+        f"MMMS API      http://{host}:{port}/v1/health",
+        f"Outbox        http://{host}:{port}/v1/dev",
+        f"Providers     {os.environ['MAIL_PROVIDERS']}",
+        f"Database      {where}",
+        f"Queues        {queues}; worker running",
+        f"Admin token   {os.environ.get('ADMIN_TOKEN', '(from ADMIN_SECRET_NAME)')}",
+        "Stop with Ctrl-C",
+    ]
+    print("\n".join(lines), flush=True)
+
+
 def main() -> None:
     host = os.environ.get("HOST", "127.0.0.1")
     port = int(os.environ.get("PORT", "8000"))
-    database_url, embedded = _database_url()
-    os.environ["DATABASE_URL"] = database_url
-    admin_token = _admin_token()
-    os.environ["ADMIN_TOKEN"] = admin_token
-    os.environ.setdefault("CORS_ALLOW_ORIGINS", "http://localhost:4321")
+    embedded, local_queues = _prepare_environment()
 
     from chalice.config import Config
     from chalice.local import create_local_server
 
-    from chalicelib.bootstrap import container
-    from chalicelib.migrate import apply_migrations
+    from chalicelib.bootstrap import use_container
+    from mmms_local.worker import Worker
 
-    apply_migrations(database_url)
-    container()  # fail now, naming the setting, rather than on the first request
+    settings, services, receive, queue_db = _build(local_queues)
+    use_container(services)
+    worker = Worker(services, receive)
     gateway.install()
     import app
 
     server = create_local_server(
         app.app, Config.create(chalice_stage="dev", app_name="mmms"), host, port
     )
-    print(f"MMMS API      http://{host}:{port}/v1/health", flush=True)
-    where = f"embedded, data in {STATE_DIR / 'pgdata'}" if embedded else "DATABASE_URL"
-    print(f"Database      {where}", flush=True)
-    print(f"Admin token   {admin_token}", flush=True)
-    print("Stop with Ctrl-C", flush=True)
+    worker.start()
+    # Installed explicitly: a process started in the background inherits SIGINT ignored.
+    signal.signal(signal.SIGINT, _stop_on_signal)
+    signal.signal(signal.SIGTERM, _stop_on_signal)
+    _banner(
+        host,
+        port,
+        embedded,
+        "local (in the database)" if local_queues else str(settings.mail_queue_url),
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:
-        print("\nStopping", file=sys.stderr, flush=True)
+        print("\nStopping", flush=True)
     finally:
-        container().close()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut cleanup short
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        worker.stop()
+        worker.join(timeout=30)
+        server.server.server_close()
+        services.close()
+        if queue_db is not None:
+            queue_db.close()
         if embedded is not None:
-            embedded.cleanup()  # type: ignore[attr-defined]
+            embedded.cleanup()
+    print("Stopped", flush=True)
 
 
 if __name__ == "__main__":

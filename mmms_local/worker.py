@@ -1,0 +1,97 @@
+"""The local queue worker: the Lambda's consumer code, driven by a polling loop.
+
+Each round receives up to 10 messages and calls the same ``handle_processing_batch`` the
+Lambda handler calls. As Lambda does, it deletes the whole batch when the handler returns,
+and leaves it alone when the handler raises (the handler has already deleted the records
+that succeeded and delayed the others).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from chalicelib.bootstrap import Container
+from chalicelib.controllers.queue_consumer import (
+    handle_processing_batch,
+    republish_pending_results,
+)
+from chalicelib.errors import BatchIncompleteError
+from chalicelib.queues.base import QueueRecord
+
+log = logging.getLogger("mmms.worker")
+
+Receive = Callable[[int], list[QueueRecord]]
+
+
+def sqs_receiver(client: Any, queue_url: str, wait_seconds: int = 1) -> Receive:
+    """Receive from a real SQS queue (or an emulator) with a short long-poll."""
+
+    def receive(max_messages: int) -> list[QueueRecord]:
+        messages = client.receive_message(
+            QueueUrl=queue_url,
+            MaxNumberOfMessages=max_messages,
+            WaitTimeSeconds=wait_seconds,
+            MessageSystemAttributeNames=["ApproximateReceiveCount"],
+        ).get("Messages", [])
+        return [
+            QueueRecord(
+                m["MessageId"],
+                m["Body"],
+                m["ReceiptHandle"],
+                int(m.get("Attributes", {}).get("ApproximateReceiveCount", "1")),
+            )
+            for m in messages
+        ]
+
+    return receive
+
+
+class Worker(threading.Thread):
+    def __init__(
+        self,
+        services: Container,
+        receive: Receive,
+        *,
+        idle_seconds: float = 0.5,
+        republish_every_seconds: float = 60.0,
+    ) -> None:
+        super().__init__(name="mmms-worker", daemon=True)
+        self._services = services
+        self._receive = receive
+        self._idle = idle_seconds
+        self._republish_every = republish_every_seconds
+        self._stop_event = threading.Event()
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+    def run(self) -> None:
+        last_republish = time.monotonic()
+        while not self._stop_event.is_set():
+            try:
+                handled = self.run_once()
+                if time.monotonic() - last_republish > self._republish_every:
+                    republish_pending_results(self._services)
+                    last_republish = time.monotonic()
+            except Exception:  # like Lambda: log it; the messages come back to be retried
+                log.exception("worker round failed")
+                handled = 0
+            if not handled:
+                self._stop_event.wait(self._idle)
+
+    def run_once(self) -> int:
+        """One round: receive, process, acknowledge. Returns the number of messages seen."""
+        records = self._receive(10)
+        if not records:
+            return 0
+        try:
+            handle_processing_batch(records, self._services)
+        except BatchIncompleteError as err:
+            log.info("batch incomplete", extra={"reason": str(err)})
+        else:
+            self._services.processing_queue.delete_many([r.receipt_handle for r in records])
+        return len(records)
