@@ -25,19 +25,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from chalicelib.errors import ConfigurationError
 from chalicelib.providers.base import MailProvider
-from chalicelib.providers.capture import CaptureProvider
 from chalicelib.providers.chain import ProviderChain
-from chalicelib.providers.mailgun import MailgunProvider
-from chalicelib.providers.sendgrid import SendGridProvider
-from chalicelib.providers.ses import SesProvider
-from chalicelib.providers.smtp import SmtpProvider
+
+if TYPE_CHECKING:
+    from chalicelib.providers.smtp import SmtpProvider
 
 ProviderName = Literal["ses", "smtp", "mailgun", "sendgrid", "capture"]
 PROVIDER_NAMES: tuple[str, ...] = get_args(ProviderName)
@@ -132,23 +130,14 @@ def build_provider_chain(
     ``ses_client_factory`` makes the boto3 ``sesv2`` client; it is called only when ``ses``
     is listed, so the other providers work without AWS configuration.
     """
+    # Each provider module is imported only when listed: requests, smtplib and the SES
+    # request builders stay off the Lambda cold path unless they are used.
     builders: dict[str, Callable[[], MailProvider]] = {
-        "ses": lambda: SesProvider(
-            ses_client_factory(), configuration_set=settings.ses_configuration_set
-        ),
+        "ses": lambda: _ses(settings, ses_client_factory),
         "smtp": lambda: _smtp(settings),
-        "mailgun": lambda: MailgunProvider(
-            _secret_text(settings.mailgun_api_key),
-            settings.mailgun_domain or "",
-            base_url=settings.mailgun_base_url,
-            timeout=settings.provider_timeout_seconds,
-        ),
-        "sendgrid": lambda: SendGridProvider(
-            _secret_text(settings.sendgrid_api_key),
-            base_url=settings.sendgrid_base_url,
-            timeout=settings.provider_timeout_seconds,
-        ),
-        "capture": lambda: CaptureProvider(settings.capture_dir),
+        "mailgun": lambda: _mailgun(settings),
+        "sendgrid": lambda: _sendgrid(settings),
+        "capture": lambda: _capture(settings),
     }
     return ProviderChain(
         [builders[name]() for name in settings.mail_providers],
@@ -157,7 +146,42 @@ def build_provider_chain(
     )
 
 
+def _ses(settings: ProviderSettings, client_factory: Callable[[], Any]) -> MailProvider:
+    from chalicelib.providers.ses import SesProvider
+
+    return SesProvider(client_factory(), configuration_set=settings.ses_configuration_set)
+
+
+def _mailgun(settings: ProviderSettings) -> MailProvider:
+    from chalicelib.providers.mailgun import MailgunProvider
+
+    return MailgunProvider(
+        _secret_text(settings.mailgun_api_key),
+        settings.mailgun_domain or "",
+        base_url=settings.mailgun_base_url,
+        timeout=settings.provider_timeout_seconds,
+    )
+
+
+def _sendgrid(settings: ProviderSettings) -> MailProvider:
+    from chalicelib.providers.sendgrid import SendGridProvider
+
+    return SendGridProvider(
+        _secret_text(settings.sendgrid_api_key),
+        base_url=settings.sendgrid_base_url,
+        timeout=settings.provider_timeout_seconds,
+    )
+
+
+def _capture(settings: ProviderSettings) -> MailProvider:
+    from chalicelib.providers.capture import CaptureProvider
+
+    return CaptureProvider(settings.capture_dir)
+
+
 def _smtp(settings: ProviderSettings) -> SmtpProvider:
+    from chalicelib.providers.smtp import SmtpProvider
+
     return SmtpProvider(
         settings.smtp_host or "",
         settings.smtp_port,
