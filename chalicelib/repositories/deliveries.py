@@ -155,13 +155,23 @@ class DeliveryRepository:
         )
 
     def mark_failed(
-        self, delivery_id: uuid.UUID, last_error: str, detail: str, provider: str | None = None
+        self,
+        delivery_id: uuid.UUID,
+        last_error: str,
+        detail: str,
+        provider: str | None = None,
+        *,
+        only_if_unleased: bool = False,
     ) -> Delivery | None:
+        """Fail a queued record. ``only_if_unleased``: not while someone holds its lease."""
+        condition = "status = 'queued'"
+        if only_if_unleased:
+            condition += " AND (lease_until IS NULL OR lease_until < now())"
         return self._update_one(
             "status = 'failed', last_error = %(error)s, status_detail = %(detail)s,"
             " provider = coalesce(%(provider)s, provider), lease_until = NULL,"
             " result_pending = true",
-            "status = 'queued'",
+            condition,
             delivery_id,
             error=last_error,
             detail=detail,

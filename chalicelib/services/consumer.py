@@ -115,10 +115,12 @@ class QueueConsumer:
         delivery = self._record_for(job)
         outcome = self._delivery.deliver(job, delivery)
         if outcome.kind in (Outcome.RETRY, Outcome.BUSY):
-            if record.receive_count >= self._policy.max_receives:
+            # Only a record nobody is sending can be given up: a busy one (another sender
+            # holds its lease) is left to that sender even if this message dead-letters.
+            if outcome.kind is Outcome.RETRY and record.receive_count >= self._policy.max_receives:
                 self._delivery.give_up(
                     outcome.delivery,
-                    f"gave up after {record.receive_count} attempts: {outcome.error or 'busy'}",
+                    f"gave up after {record.receive_count} attempts: {outcome.error}",
                 )
             return Verdict.RETRY
         return Verdict.ACK

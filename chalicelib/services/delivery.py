@@ -112,7 +112,9 @@ class DeliveryService:
 
     def give_up(self, delivery: Delivery, error: str) -> Delivery:
         """Mark a record failed after its last allowed attempt, and report it."""
-        failed = self._repo.mark_failed(delivery.id, error, "retries_exhausted")
+        failed = self._repo.mark_failed(
+            delivery.id, error, "retries_exhausted", only_if_unleased=True
+        )
         if failed is not None:
             self.flush_result(failed)
             return failed

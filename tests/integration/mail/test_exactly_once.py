@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from chalicelib.models.mail import ProcessingMessage
 from chalicelib.providers.base import OutgoingMessage, SendResult
+from chalicelib.queues.base import QueueRecord
 from chalicelib.repositories.deliveries import NewDelivery
 from chalicelib.services.delivery import Outcome
 from tests.integration.mail.conftest import SENDER, Wire
@@ -53,3 +54,25 @@ def test_concurrent_senders_send_once(wire: Wire) -> None:
     assert len(provider.sent) == 1
     assert outcomes.count(Outcome.SENT) == 1
     assert set(outcomes) <= {Outcome.SENT, Outcome.BUSY, Outcome.DONE}
+
+
+def test_a_record_another_sender_holds_is_not_given_up_at_the_last_receive(wire: Wire) -> None:
+    services = wire(sender=FakeProvider("fake"))
+    job = ProcessingMessage(
+        email_id="held",
+        email_recipient_id="r",
+        sender_email=SENDER,
+        subject="s",
+        html_template="<p>hi</p>",
+        recipient_email="r@example.org",
+    )
+    repo = services.consumer._repo
+    repo.insert_new(None, [NewDelivery("held", "r", "r@example.org", None, None, None, {})])
+    assert repo.claim(repo.find(None, "held", "r").id, lease_seconds=60) is not None
+
+    report = services.consumer.process_batch(
+        [QueueRecord("m-1", job.model_dump_json(), "handle-1", receive_count=3)]
+    )
+
+    assert [record.message_id for record, _ in report.retry] == ["m-1"]
+    assert repo.find(None, "held", "r").status.value == "queued"
