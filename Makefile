@@ -26,5 +26,12 @@ test: lint
 openapi: $(STAMP)
 	$(BIN)/python -m chalicelib.openapi docs/openapi.json
 
+bench: $(STAMP)
+	$(BIN)/python -m bench.bench_pipeline
+
+# CloudFormation package of a stage (STAGE=production by default) into build/package.
+package: $(STAMP)
+	CHALICE=$(BIN)/chalice PYTHON=$(BIN)/python infra/package.sh
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

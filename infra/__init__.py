@@ -1,0 +1,1 @@
+"""Deployment infrastructure: the queue template merged by `chalice package` (see stack.py)."""

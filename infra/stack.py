@@ -1,0 +1,196 @@
+"""MMMS queue infrastructure: ``infra/queues.json`` with one stage's defaults.
+
+``infra/queues.json`` is a CloudFormation fragment for ``chalice package --merge-template``: the
+processing queue, its dead-letter queue and the result queue, plus overrides of Chalice's own
+resources (the functions' queue URLs and secret names, the SQS event source's queue, and
+least-privilege IAM policies scoped to the created queues and the named secrets). Its Parameter
+defaults are the production stage's; this module writes a copy whose defaults come from a
+stage's ``.chalice/config.json`` environment, so one config file names every queue and secret.
+
+    python infra/stack.py merge-template --stage dev --output build/merge-dev.json
+    python infra/stack.py queues-template --stage dev --output build/queues-dev.json
+    python infra/stack.py check build/package/sam.json
+
+``queues-template`` is the queues alone (no functions): a stack for ``chalice deploy`` setups
+and for tests (:func:`create_queue_stack` deploys it, e.g. on moto's CloudFormation).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+MERGE_TEMPLATE = ROOT / "infra" / "queues.json"
+CHALICE_CONFIG = ROOT / ".chalice" / "config.json"
+
+QUEUE_PARAMETERS = (
+    "ProcessingQueueName",
+    "DeadLetterQueueName",
+    "ResultQueueName",
+    "MaxReceiveCount",
+)
+QUEUE_RESOURCES = ("DeadLetterQueue", "ProcessingQueue", "ResultQueue")
+# Chalice writes the event source's queue as {"Fn::Sub": "arn:...:<name>"}; the merge is a deep
+# merge of objects, so the override must use the same key to replace it (not add Fn::GetAtt).
+CONSUMED_QUEUE = {"Fn::Sub": "${ProcessingQueue.Arn}"}
+
+
+class StackError(Exception):
+    """The config and the template disagree, or a packaged template lacks what it needs."""
+
+
+def stage_environment(stage: str, config_path: Path = CHALICE_CONFIG) -> dict[str, str]:
+    """The stage's environment variables as Chalice merges them (top level, then stage)."""
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    stages = config.get("stages", {})
+    if stage not in stages:
+        raise StackError(f"stage {stage!r} is not in {config_path} (has: {sorted(stages)})")
+    return {
+        **config.get("environment_variables", {}),
+        **stages[stage].get("environment_variables", {}),
+    }
+
+
+def _queue_name(url: str, variable: str) -> str:
+    name = url.rstrip("/").rsplit("/", 1)[-1]
+    if not name:
+        raise StackError(f"{variable} has no queue name: {url!r}")
+    return name
+
+
+def stage_parameters(stage: str, config_path: Path = CHALICE_CONFIG) -> dict[str, str]:
+    """Parameter defaults for ``stage``: queue and secret names from its environment."""
+    env = stage_environment(stage, config_path)
+    missing = [
+        name
+        for name in ("MAIL_QUEUE_URL", "MAIL_RESULT_QUEUE_URL", "SECRET_NAME", "ADMIN_SECRET_NAME")
+        if not env.get(name)
+    ]
+    if missing:
+        raise StackError(f"stage {stage!r} does not set {', '.join(missing)}")
+    processing = _queue_name(env["MAIL_QUEUE_URL"], "MAIL_QUEUE_URL")
+    consumed = env.get("MAIL_QUEUE_NAME", processing)
+    if consumed != processing:
+        raise StackError(
+            f"stage {stage!r}: MAIL_QUEUE_NAME ({consumed}) is not the queue of MAIL_QUEUE_URL"
+            f" ({processing}); the consumer would listen to another queue than the API fills"
+        )
+    dead_letter = processing.removesuffix("-queue") + "-dlq"
+    parameters = {
+        "ProcessingQueueName": processing,
+        "DeadLetterQueueName": dead_letter,
+        "ResultQueueName": _queue_name(env["MAIL_RESULT_QUEUE_URL"], "MAIL_RESULT_QUEUE_URL"),
+        "DatabaseSecretName": env["SECRET_NAME"],
+        "AdminSecretName": env["ADMIN_SECRET_NAME"],
+    }
+    if env.get("MAIL_QUEUE_MAX_RECEIVES"):
+        parameters["MaxReceiveCount"] = env["MAIL_QUEUE_MAX_RECEIVES"]
+    return parameters
+
+
+def merge_template(stage: str, config_path: Path = CHALICE_CONFIG) -> dict[str, Any]:
+    """``infra/queues.json`` with ``stage``'s Parameter defaults."""
+    template: dict[str, Any] = json.loads(MERGE_TEMPLATE.read_text(encoding="utf-8"))
+    for name, value in stage_parameters(stage, config_path).items():
+        parameter = template["Parameters"][name]
+        parameter["Default"] = int(value) if parameter["Type"] == "Number" else value
+    return template
+
+
+def queues_template(stage: str, config_path: Path = CHALICE_CONFIG) -> dict[str, Any]:
+    """The queues alone, as a stack of their own (no Chalice resources)."""
+    merged = merge_template(stage, config_path)
+    return {
+        "AWSTemplateFormatVersion": merged["AWSTemplateFormatVersion"],
+        "Description": f"MMMS queues for the {stage} stage (processing, dead-letter, result).",
+        "Parameters": {name: merged["Parameters"][name] for name in QUEUE_PARAMETERS},
+        "Resources": {name: copy.deepcopy(merged["Resources"][name]) for name in QUEUE_RESOURCES},
+        "Outputs": merged["Outputs"],
+    }
+
+
+def create_queue_stack(
+    cloudformation: Any,
+    stage: str,
+    stack_name: str,
+    parameters: dict[str, str] | None = None,
+    timeout_seconds: float = 60.0,
+) -> dict[str, str]:
+    """Create the queues-only stack with a boto3 CloudFormation client; return its Outputs."""
+    cloudformation.create_stack(
+        StackName=stack_name,
+        TemplateBody=json.dumps(queues_template(stage)),
+        Parameters=[
+            {"ParameterKey": key, "ParameterValue": value}
+            for key, value in (parameters or {}).items()
+        ],
+    )
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
+        status = stack["StackStatus"]
+        if status == "CREATE_COMPLETE":
+            return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+        if not status.endswith("_IN_PROGRESS") or time.monotonic() > deadline:
+            raise StackError(f"stack {stack_name} ended in {status}")
+        time.sleep(0.5)
+
+
+def check_packaged(sam_path: Path) -> dict[str, Any]:
+    """Load a packaged ``sam.json`` and fail unless the queues are wired into it."""
+    try:
+        template: dict[str, Any] = json.loads(sam_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise StackError(f"{sam_path} is not a readable JSON template: {err}") from err
+    resources = template.get("Resources", {})
+    missing = [name for name in QUEUE_RESOURCES if name not in resources]
+    if missing:
+        raise StackError(f"{sam_path} lacks {', '.join(missing)}: was it merged?")
+    consumer = resources.get("ConsumeProcessingQueue", {}).get("Properties", {})
+    events = consumer.get("Events", {}).values()
+    queues = [e["Properties"]["Queue"] for e in events if e.get("Type") == "SQS"]
+    if queues != [CONSUMED_QUEUE]:
+        raise StackError(f"the consumer's SQS event source is not the ProcessingQueue: {queues}")
+    return template
+
+
+def _write(document: dict[str, Any], output: str | None) -> None:
+    text = json.dumps(document, indent=2) + "\n"
+    if output:
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+        Path(output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name in ("merge-template", "queues-template"):
+        command = commands.add_parser(name)
+        command.add_argument("--stage", default="production")
+        command.add_argument("--output", help="file to write (default: stdout)")
+    check = commands.add_parser("check", help="validate a packaged sam.json")
+    check.add_argument("sam_json")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "merge-template":
+            _write(merge_template(args.stage), args.output)
+        elif args.command == "queues-template":
+            _write(queues_template(args.stage), args.output)
+        else:
+            check_packaged(Path(args.sam_json))
+    except StackError as err:
+        sys.stderr.write(f"infra/stack.py: {err}\n")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

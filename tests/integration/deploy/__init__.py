@@ -1,0 +1,1 @@
+"""Deployment artefacts: the CloudFormation package and the queue stack."""

@@ -1,0 +1,98 @@
+"""The queues-only stack (`infra/stack.py queues-template`) on moto's CloudFormation, and the
+stage config that `chalice deploy` uses without it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from infra.stack import create_queue_stack, merge_template, queues_template, stage_parameters
+from tests.integration.deploy.conftest import BIN, ROOT, allows
+from tests.support.moto_server import MotoServer
+
+
+def test_the_stack_creates_queues_whose_messages_reach_the_dlq_after_max_receives(
+    moto: MotoServer,
+) -> None:
+    cloudformation = boto3.client(
+        "cloudformation", endpoint_url=moto.endpoint_url, region_name=moto.region
+    )
+    sqs = boto3.client("sqs", endpoint_url=moto.endpoint_url, region_name=moto.region)
+
+    outputs = create_queue_stack(
+        cloudformation, "production", "mmms-production-queues", {"MaxReceiveCount": "2"}
+    )
+
+    processing = outputs["ProcessingQueueUrl"]
+    assert processing.endswith("/mmms-email-processing-queue")
+    assert outputs["ResultQueueUrl"].endswith("/mmms-email-result-queue")
+    attributes = sqs.get_queue_attributes(QueueUrl=processing, AttributeNames=["All"])["Attributes"]
+    assert attributes["VisibilityTimeout"] == "180"
+    assert json.loads(attributes["RedrivePolicy"]) == {
+        "deadLetterTargetArn": outputs["DeadLetterQueueArn"],
+        "maxReceiveCount": 2,
+    }
+    dead_letter = outputs["DeadLetterQueueUrl"]
+    retention = sqs.get_queue_attributes(
+        QueueUrl=dead_letter, AttributeNames=["MessageRetentionPeriod"]
+    )["Attributes"]["MessageRetentionPeriod"]
+    assert retention == "1209600"
+
+    sqs.send_message(QueueUrl=processing, MessageBody='{"poison": true}')
+    for _ in range(2):  # received and never deleted: the consumer failed it twice
+        received = sqs.receive_message(QueueUrl=processing, VisibilityTimeout=0)
+        assert len(received.get("Messages", [])) == 1
+    assert sqs.receive_message(QueueUrl=processing, VisibilityTimeout=0).get("Messages") is None
+    moved = sqs.receive_message(QueueUrl=dead_letter)["Messages"]
+    assert [m["Body"] for m in moved] == ['{"poison": true}']
+
+
+@pytest.mark.parametrize("stage", ["dev", "production"])
+def test_chalice_deploy_config_names_one_queue_set_per_stage(
+    stage: str, chalice_config: dict[str, Any]
+) -> None:
+    """`chalice deploy` uses config.json as is: the consumer's queue (MAIL_QUEUE_NAME, read
+    by app.py at deploy time), the URLs and the stage's IAM policy file must agree."""
+    parameters = stage_parameters(stage)  # raises if MAIL_QUEUE_NAME and the URL disagree
+    env = {
+        **chalice_config.get("environment_variables", {}),
+        **chalice_config["stages"][stage]["environment_variables"],
+    }
+    assert env["MAIL_QUEUE_NAME"] == parameters["ProcessingQueueName"]
+    account = env["MAIL_QUEUE_URL"].split("/")[-2]
+    region = env["MAIL_QUEUE_URL"].split(".")[1]
+
+    policy_file = chalice_config["stages"][stage]["iam_policy_file"]
+    assert policy_file == f"policy-{stage}.json"
+    policy = json.loads((ROOT / ".chalice" / policy_file).read_text())
+    statements = policy["Statement"]
+    for queue in (parameters["ProcessingQueueName"], parameters["ResultQueueName"]):
+        assert allows(statements, "sqs:SendMessage", f"arn:aws:sqs:{region}:{account}:{queue}")
+    processing = f"arn:aws:sqs:{region}:{account}:{parameters['ProcessingQueueName']}"
+    for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"):
+        assert allows(statements, action, processing)
+    for secret in (parameters["DatabaseSecretName"], parameters["AdminSecretName"]):
+        arn = f"arn:aws:secretsmanager:{region}:{account}:secret:{secret}-AbCdEf"
+        assert allows(statements, "secretsmanager:GetSecretValue", arn)
+
+
+def test_queues_json_as_is_is_the_production_stage(tmp_path: Path) -> None:
+    """`chalice package --merge-template infra/queues.json` without the script is production."""
+    as_is = json.loads((ROOT / "infra" / "queues.json").read_text())
+    assert merge_template("production") == as_is
+
+    queues_only = tmp_path / "queues-dev.json"
+    queues_only.write_text(json.dumps(queues_template("dev")))
+    lint = subprocess.run(
+        [str(BIN / "cfn-lint"), str(queues_only)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert lint.returncode == 0, lint.stdout + lint.stderr
