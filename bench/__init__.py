@@ -1,0 +1,1 @@
+"""Benchmarks (dev tooling, not tests): ``python -m bench.bench_pipeline`` from the root."""
