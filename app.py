@@ -137,5 +137,5 @@ def consume_processing_queue(event: SQSEvent) -> dict[str, Any]:
 
 
 @app.schedule(Cron("*/5", "*", "*", "*", "?", "*"))
-def republish_pending_results(event: object) -> None:
-    queue_consumer.republish_pending_results(container())
+def sweep_deliveries(event: object) -> None:
+    queue_consumer.sweep_deliveries(container())

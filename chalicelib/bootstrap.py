@@ -27,6 +27,7 @@ from chalicelib.services.api_keys import AdminAuthenticator, ApiKeyService
 from chalicelib.services.consumer import QueueConsumer, RetryPolicy
 from chalicelib.services.delivery import DeliveryService, MailSender
 from chalicelib.services.mail import MailLimits, MailService
+from chalicelib.services.recovery import RecoveryService
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -45,6 +46,7 @@ class Container:
     delivery: DeliveryService
     mail: MailService
     consumer: QueueConsumer
+    recovery: RecoveryService
 
     def close(self) -> None:
         close = getattr(self.sender, "close", None)
@@ -158,7 +160,7 @@ def build_container(
     results = result_queue or SqsResultQueue(aws.sqs, str(settings.mail_result_queue_url))
     deliveries = DeliveryRepository(database)
     delivery = DeliveryService(
-        deliveries, sender, results, lease_seconds=settings.send_lease_seconds
+        deliveries, sender, results, processing, lease_seconds=settings.send_lease_seconds
     )
     return Container(
         settings=settings,
@@ -178,6 +180,8 @@ def build_container(
                 max_template_bytes=settings.max_template_bytes,
                 max_attachment_bytes=settings.max_attachment_bytes,
                 max_queue_message_bytes=settings.queue_max_message_bytes,
+                max_request_queue_bytes=settings.max_request_queue_bytes,
+                redispatch_after_seconds=settings.redispatch_after_seconds,
             ),
         ),
         consumer=QueueConsumer(
@@ -189,6 +193,13 @@ def build_container(
                 max_delay_seconds=settings.retry_max_delay_seconds,
             ),
             concurrency=settings.consumer_concurrency,
+        ),
+        recovery=RecoveryService(
+            deliveries,
+            processing,
+            delivery,
+            redispatch_after_seconds=settings.redispatch_after_seconds,
+            abandon_after_seconds=settings.abandon_after_seconds,
         ),
     )
 

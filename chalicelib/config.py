@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     max_template_bytes: int = Field(default=512 * 1024, gt=0)
     max_attachment_bytes: int = Field(default=5 * 1024 * 1024, ge=0)
     queue_max_message_bytes: int = Field(default=262_144, gt=0, le=1_048_576)
+    max_request_queue_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
 
     # Sending and retries.
     send_lease_seconds: float = Field(default=120.0, gt=0)
@@ -62,6 +63,10 @@ class Settings(BaseSettings):
     retry_base_delay_seconds: int = Field(default=30, ge=0)
     retry_max_delay_seconds: int = Field(default=900, ge=0, le=43_200)
     consumer_concurrency: int = Field(default=10, ge=1, le=100)
+    # Recovery (the scheduled sweep): re-queue recipients whose message never reached the
+    # queue after this long; fail those still without an outcome this long after queueing.
+    redispatch_after_seconds: float = Field(default=120.0, gt=0)
+    abandon_after_seconds: float = Field(default=6 * 3600.0, gt=0)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

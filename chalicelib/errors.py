@@ -136,7 +136,9 @@ class ServiceUnavailableError(MMMSError):
 
 
 class DatabaseUnavailableError(ServiceUnavailableError):
-    def __init__(self, message: str = "The database is unreachable; nothing was done") -> None:
+    def __init__(
+        self, message: str = "The database is unreachable; repeat the request (it is safe to)"
+    ) -> None:
         super().__init__(message)
 
 

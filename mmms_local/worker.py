@@ -17,7 +17,7 @@ from typing import Any
 from chalicelib.bootstrap import Container
 from chalicelib.controllers.queue_consumer import (
     handle_processing_batch,
-    republish_pending_results,
+    sweep_deliveries,
 )
 from chalicelib.errors import BatchIncompleteError
 from chalicelib.queues.base import QueueRecord
@@ -57,26 +57,26 @@ class Worker(threading.Thread):
         receive: Receive,
         *,
         idle_seconds: float = 0.5,
-        republish_every_seconds: float = 60.0,
+        sweep_every_seconds: float = 60.0,
     ) -> None:
         super().__init__(name="mmms-worker", daemon=True)
         self._services = services
         self._receive = receive
         self._idle = idle_seconds
-        self._republish_every = republish_every_seconds
+        self._sweep_every = sweep_every_seconds
         self._stop_event = threading.Event()
 
     def stop(self) -> None:
         self._stop_event.set()
 
     def run(self) -> None:
-        last_republish = time.monotonic()
+        last_sweep = time.monotonic()
         while not self._stop_event.is_set():
             try:
                 handled = self.run_once()
-                if time.monotonic() - last_republish > self._republish_every:
-                    republish_pending_results(self._services)
-                    last_republish = time.monotonic()
+                if time.monotonic() - last_sweep > self._sweep_every:
+                    sweep_deliveries(self._services)
+                    last_sweep = time.monotonic()
             except Exception:  # like Lambda: log it; the messages come back to be retried
                 log.exception("worker round failed")
                 handled = 0

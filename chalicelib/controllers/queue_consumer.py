@@ -9,11 +9,15 @@ without ``ReportBatchItemFailures``.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from chalicelib.bootstrap import Container
-from chalicelib.errors import BatchIncompleteError
+from chalicelib.errors import BatchIncompleteError, ServiceUnavailableError
 from chalicelib.queues.base import QueueRecord
+from chalicelib.services.recovery import SweepReport
+
+log = logging.getLogger("mmms.consumer")
 
 
 def records_from_sqs_event(records: list[dict[str, Any]]) -> list[QueueRecord]:
@@ -31,7 +35,10 @@ def records_from_sqs_event(records: list[dict[str, Any]]) -> list[QueueRecord]:
 
 def handle_processing_batch(records: list[QueueRecord], services: Container) -> dict[str, Any]:
     report = services.consumer.process_batch(records)
-    services.delivery.republish_pending(limit=20)
+    try:
+        services.delivery.republish_pending(limit=20)
+    except ServiceUnavailableError:  # a courtesy; the sweep does it anyway
+        log.warning("could not republish pending results", exc_info=True)
     if not report.retry:
         return {"batchItemFailures": []}
     services.processing_queue.delete_many([r.receipt_handle for r in report.acknowledged])
@@ -41,5 +48,6 @@ def handle_processing_batch(records: list[QueueRecord], services: Container) -> 
     raise BatchIncompleteError(f"{len(failed)} of {len(records)} records will be retried: {failed}")
 
 
-def republish_pending_results(services: Container) -> int:
-    return services.delivery.republish_pending(limit=500)
+def sweep_deliveries(services: Container) -> SweepReport:
+    """The scheduled sweep: re-queue undispatched recipients, fail abandoned ones, republish."""
+    return services.recovery.sweep()

@@ -1,11 +1,17 @@
-"""SQL for delivery records: one row per recipient of an email.
+"""SQL for delivery records (one row per recipient of an email) and the emails' content.
 
-The state changes are conditional updates, so concurrent senders (two Lambda invocations
-holding the same SQS message, the API and the consumer) cannot both send:
+The state changes are conditional updates, so concurrent senders (the API, any number of
+consumers, SQS redelivering a message) cannot both send:
 
-- ``claim`` takes a lease on a ``queued`` row whose lease is free; only one caller gets it;
-- ``mark_sent`` / ``mark_failed`` only change a ``queued`` row, and set ``result_pending``
-  so the outcome reaches the result queue even if publishing fails right after.
+- ``claim`` takes the send lease on a ``queued`` row whose lease is free and returns a new
+  ``lease_token``; only one caller gets it;
+- ``release``, ``mark_sent`` and ``mark_failed`` change the row only for the token's holder
+  (a sender whose lease expired cannot undo its successor's work);
+- final states set ``result_pending`` in the same update, so the outcome reaches the result
+  queue even if publishing fails right after.
+
+``dispatched_at`` says the recipient's message reached the queue (or a send was attempted):
+rows without it can be dispatched again from the stored email content.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from psycopg.types.json import Jsonb
+
 from chalicelib.db import Database
 from chalicelib.models.mail import DeliveryState
 
@@ -25,10 +33,14 @@ class NewDelivery:
     email_id: str
     email_recipient_id: str
     recipient: str
-    client_env_id: str | None
-    project_id: str | None
-    closure_id: str | None
-    metadata: dict[str, str]
+    client_env_id: str | None = None
+    project_id: str | None = None
+    closure_id: str | None = None
+    metadata: dict[str, str] | None = None
+    recipient_name: str | None = None
+    recipient_company: str | None = None
+    queued_at: datetime | None = None
+    dispatched: bool = False
 
 
 @dataclass(frozen=True)
@@ -38,6 +50,8 @@ class Delivery:
     email_id: str
     email_recipient_id: str
     recipient: str
+    recipient_name: str | None
+    recipient_company: str | None
     status: DeliveryState
     provider: str | None
     message_id: str | None
@@ -51,63 +65,100 @@ class Delivery:
     result_pending: bool
     queued_at: datetime
     sent_at: datetime | None
+    dispatched_at: datetime | None
+    lease_token: uuid.UUID | None
 
 
 _COLUMNS = (
-    "id, api_key_id, email_id, email_recipient_id, recipient, status, provider, message_id,"
-    " attempts, last_error, status_detail, client_env_id, project_id, closure_id, metadata,"
-    " result_pending, queued_at, sent_at"
+    "id, api_key_id, email_id, email_recipient_id, recipient, recipient_name,"
+    " recipient_company, status, provider, message_id, attempts, last_error, status_detail,"
+    " client_env_id, project_id, closure_id, metadata, result_pending, queued_at, sent_at,"
+    " dispatched_at, lease_token"
 )
-# Written exactly like the unique index's expression, so lookups use that index.
+# Written exactly like the unique indexes' expression, so lookups use those indexes.
 _NO_KEY_SQL = "'00000000-0000-0000-0000-000000000000'::uuid"
 _KEY_MATCH = f"coalesce(api_key_id, {_NO_KEY_SQL}) = coalesce(%(api_key_id)s::uuid, {_NO_KEY_SQL})"
+_LEASE_FREE = "(lease_until IS NULL OR lease_until < now())"
 
 
 class DeliveryRepository:
     def __init__(self, database: Database) -> None:
         self._db = database
 
-    def insert_new(self, api_key_id: uuid.UUID | None, deliveries: list[NewDelivery]) -> set[str]:
-        """Insert the recipients not recorded yet; return the recipient ids inserted now."""
+    # --- recording -------------------------------------------------------------------
+
+    def save_email(
+        self, api_key_id: uuid.UUID | None, email_id: str, content: dict[str, Any]
+    ) -> None:
+        """Keep an email's content (first write wins) so its recipients can be re-queued."""
+        with self._db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO emails (id, api_key_id, email_id, content)"
+                " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                (uuid.uuid4(), api_key_id, email_id, Jsonb(content)),
+            )
+
+    def email_content(self, api_key_id: uuid.UUID | None, email_id: str) -> dict[str, Any] | None:
+        with self._db.transaction() as conn:
+            row = conn.execute(
+                f"SELECT content FROM emails WHERE {_KEY_MATCH} AND email_id = %(email_id)s",
+                {"api_key_id": api_key_id, "email_id": email_id},
+            ).fetchone()
+        return dict(row["content"]) if row else None
+
+    def insert_new(
+        self, api_key_id: uuid.UUID | None, deliveries: list[NewDelivery]
+    ) -> dict[str, Delivery]:
+        """Insert the recipients not recorded yet; return the rows inserted now, by recipient id.
+
+        All ``deliveries`` belong to one email (the first one's ``email_id`` and pass-through
+        fields are used for all).
+        """
         if not deliveries:
-            return set()
-        columns: dict[str, list[Any]] = {
-            "ids": [uuid.uuid4() for _ in deliveries],
-            "recipient_ids": [d.email_recipient_id for d in deliveries],
-            "recipients": [d.recipient for d in deliveries],
-            "metadata": [json.dumps(d.metadata) for d in deliveries],
-        }
+            return {}
         first = deliveries[0]
         with self._db.transaction() as conn:
             rows = conn.execute(
-                """
+                f"""
                 INSERT INTO deliveries (id, api_key_id, email_id, email_recipient_id, recipient,
-                                        status, client_env_id, project_id, closure_id, metadata)
-                SELECT id, %(api_key_id)s, %(email_id)s, rid, recipient, 'queued',
-                       %(client_env_id)s, %(project_id)s, %(closure_id)s, meta::jsonb
+                                        recipient_name, recipient_company, status, client_env_id,
+                                        project_id, closure_id, metadata, queued_at,
+                                        dispatched_at)
+                SELECT id, %(api_key_id)s, %(email_id)s, rid, recipient, rname, rcompany,
+                       'queued', %(client_env_id)s, %(project_id)s, %(closure_id)s, meta::jsonb,
+                       coalesce(%(queued_at)s, now()),
+                       CASE WHEN %(dispatched)s THEN now() END
                   FROM unnest(%(ids)s::uuid[], %(recipient_ids)s::text[],
-                              %(recipients)s::text[], %(metadata)s::text[])
-                       AS t(id, rid, recipient, meta)
+                              %(recipients)s::text[], %(names)s::text[],
+                              %(companies)s::text[], %(metadata)s::text[])
+                       AS t(id, rid, recipient, rname, rcompany, meta)
                 ON CONFLICT DO NOTHING
-                RETURNING email_recipient_id
+                RETURNING {_COLUMNS}
                 """,
                 {
-                    **columns,
+                    "ids": [uuid.uuid4() for _ in deliveries],
+                    "recipient_ids": [d.email_recipient_id for d in deliveries],
+                    "recipients": [d.recipient for d in deliveries],
+                    "names": [d.recipient_name for d in deliveries],
+                    "companies": [d.recipient_company for d in deliveries],
+                    "metadata": [json.dumps(d.metadata or {}) for d in deliveries],
                     "api_key_id": api_key_id,
                     "email_id": first.email_id,
                     "client_env_id": first.client_env_id,
                     "project_id": first.project_id,
                     "closure_id": first.closure_id,
+                    "queued_at": first.queued_at,
+                    "dispatched": first.dispatched,
                 },
             ).fetchall()
-        return {row["email_recipient_id"] for row in rows}
+        return {row["email_recipient_id"]: _delivery(row) for row in rows}
 
     def find_many(
         self, api_key_id: uuid.UUID | None, email_id: str, recipient_ids: list[str]
     ) -> dict[str, Delivery]:
         with self._db.transaction() as conn:
             rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM deliveries WHERE {_KEY_MATCH}"  # noqa: S608 - constants
+                f"SELECT {_COLUMNS} FROM deliveries WHERE {_KEY_MATCH}"
                 " AND email_id = %(email_id)s AND email_recipient_id = ANY(%(rids)s)",
                 {"api_key_id": api_key_id, "email_id": email_id, "rids": recipient_ids},
             ).fetchall()
@@ -117,66 +168,116 @@ class DeliveryRepository:
         found = self.find_many(api_key_id, email_id, [recipient_id])
         return found[recipient_id]
 
-    def delete_queued(self, ids: list[uuid.UUID]) -> None:
-        """Forget records that never reached the queue (the caller is told to try again)."""
+    def get(self, delivery_id: uuid.UUID) -> Delivery | None:
+        with self._db.transaction() as conn:
+            row = conn.execute(
+                f"SELECT {_COLUMNS} FROM deliveries WHERE id = %s",
+                (delivery_id,),
+            ).fetchone()
+        return _delivery(row) if row else None
+
+    def mark_dispatched(self, ids: list[uuid.UUID]) -> None:
+        if not ids:
+            return
+        with self._db.transaction() as conn:
+            conn.execute(
+                "UPDATE deliveries SET dispatched_at = now(), updated_at = now()"
+                " WHERE id = ANY(%s) AND dispatched_at IS NULL",
+                (ids,),
+            )
+
+    def delete_undispatched(self, ids: list[uuid.UUID]) -> None:
+        """Forget records whose message never reached the queue (the caller is told so)."""
         with self._db.transaction() as conn:
             conn.execute(
                 "DELETE FROM deliveries WHERE id = ANY(%s) AND status = 'queued'"
-                " AND lease_until IS NULL",
+                f" AND dispatched_at IS NULL AND {_LEASE_FREE}",
                 (ids,),
             )
+
+    def forget(self, delivery: Delivery) -> None:
+        """Delete a queued, unleased record that is known to have no message anywhere."""
+        with self._db.transaction() as conn:
+            conn.execute(
+                f"DELETE FROM deliveries WHERE id = %s AND status = 'queued' AND {_LEASE_FREE}",
+                (delivery.id,),
+            )
+
+    # --- sending ---------------------------------------------------------------------
 
     def claim(self, delivery_id: uuid.UUID, lease_seconds: float) -> Delivery | None:
         """Take the send lease on a queued record; None when sent, failed or leased."""
         return self._update_one(
-            "lease_until = now() + make_interval(secs => %(lease)s), attempts = attempts + 1",
-            "status = 'queued' AND (lease_until IS NULL OR lease_until < now())",
+            "lease_until = now() + make_interval(secs => %(lease)s), attempts = attempts + 1,"
+            " lease_token = %(token)s, dispatched_at = coalesce(dispatched_at, now())",
+            f"status = 'queued' AND {_LEASE_FREE}",
             delivery_id,
             lease=lease_seconds,
+            token=uuid.uuid4(),
         )
 
-    def release(self, delivery_id: uuid.UUID, last_error: str) -> Delivery | None:
+    def release(self, held: Delivery, last_error: str) -> Delivery | None:
         """Give the lease back after a transient failure; the record stays queued."""
         return self._update_one(
-            "lease_until = NULL, last_error = %(error)s",
-            "status = 'queued'",
-            delivery_id,
+            "lease_until = NULL, lease_token = NULL, last_error = %(error)s",
+            "status = 'queued' AND lease_token = %(token)s",
+            held.id,
             error=last_error,
+            token=held.lease_token,
         )
 
-    def mark_sent(self, delivery_id: uuid.UUID, provider: str, message_id: str) -> Delivery | None:
+    def mark_sent(self, held: Delivery, provider: str, message_id: str) -> Delivery | None:
+        return self.record_sent(held.id, provider, message_id, lease_token=held.lease_token)
+
+    def record_sent(
+        self,
+        delivery_id: uuid.UUID,
+        provider: str,
+        message_id: str,
+        *,
+        lease_token: uuid.UUID | None = None,
+    ) -> Delivery | None:
+        """Record a send. With a token only for its holder; without (a receipt), any queued row."""
+        condition = "status = 'queued'"
+        if lease_token is not None:
+            condition += " AND lease_token = %(token)s"
         return self._update_one(
             "status = 'sent', provider = %(provider)s, message_id = %(message_id)s,"
-            " sent_at = now(), lease_until = NULL, last_error = NULL, result_pending = true",
-            "status = 'queued'",
+            " sent_at = now(), lease_until = NULL, lease_token = NULL, last_error = NULL,"
+            " result_pending = true",
+            condition,
             delivery_id,
             provider=provider,
             message_id=message_id,
+            token=lease_token,
         )
 
     def mark_failed(
         self,
-        delivery_id: uuid.UUID,
+        delivery: Delivery,
         last_error: str,
         detail: str,
         provider: str | None = None,
         *,
-        only_if_unleased: bool = False,
+        as_holder: bool,
     ) -> Delivery | None:
-        """Fail a queued record. ``only_if_unleased``: not while someone holds its lease."""
-        condition = "status = 'queued'"
-        if only_if_unleased:
-            condition += " AND (lease_until IS NULL OR lease_until < now())"
+        """Fail a queued record: as the lease holder, or (``as_holder=False``) only if unleased."""
+        condition = "status = 'queued' AND " + (
+            "lease_token = %(token)s" if as_holder else _LEASE_FREE
+        )
         return self._update_one(
             "status = 'failed', last_error = %(error)s, status_detail = %(detail)s,"
             " provider = coalesce(%(provider)s, provider), lease_until = NULL,"
-            " result_pending = true",
+            " lease_token = NULL, result_pending = true",
             condition,
-            delivery_id,
+            delivery.id,
             error=last_error,
             detail=detail,
             provider=provider,
+            token=delivery.lease_token,
         )
+
+    # --- reporting and recovery ----------------------------------------------------------
 
     def result_published(self, delivery_id: uuid.UUID) -> None:
         with self._db.transaction() as conn:
@@ -186,11 +287,33 @@ class DeliveryRepository:
 
     def pending_results(self, limit: int) -> list[Delivery]:
         """Outcomes whose report did not reach the result queue yet, oldest first."""
+        return self._select("result_pending ORDER BY updated_at LIMIT %(limit)s", limit=limit)
+
+    def undispatched(self, older_than_seconds: float, limit: int) -> list[Delivery]:
+        """Queued rows whose message never reached the queue, untouched for a while."""
+        return self._select(
+            f"status = 'queued' AND dispatched_at IS NULL AND {_LEASE_FREE}"
+            " AND updated_at < now() - make_interval(secs => %(age)s)"
+            " ORDER BY updated_at LIMIT %(limit)s",
+            age=older_than_seconds,
+            limit=limit,
+        )
+
+    def abandoned(self, older_than_seconds: float, limit: int) -> list[Delivery]:
+        """Queued rows dispatched long ago with no outcome (their message dead-lettered)."""
+        return self._select(
+            f"status = 'queued' AND dispatched_at IS NOT NULL AND {_LEASE_FREE}"
+            " AND dispatched_at < now() - make_interval(secs => %(age)s)"
+            " ORDER BY dispatched_at LIMIT %(limit)s",
+            age=older_than_seconds,
+            limit=limit,
+        )
+
+    def _select(self, where: str, **params: Any) -> list[Delivery]:
         with self._db.transaction() as conn:
             rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM deliveries WHERE result_pending"  # noqa: S608
-                " ORDER BY updated_at LIMIT %s",
-                (limit,),
+                f"SELECT {_COLUMNS} FROM deliveries WHERE {where}",
+                params,
             ).fetchall()
         return [_delivery(row) for row in rows]
 
@@ -199,7 +322,7 @@ class DeliveryRepository:
     ) -> Delivery | None:
         with self._db.transaction() as conn:
             row = conn.execute(
-                f"UPDATE deliveries SET {assignments}, updated_at = now()"  # noqa: S608
+                f"UPDATE deliveries SET {assignments}, updated_at = now()"
                 f" WHERE id = %(id)s AND {condition} RETURNING {_COLUMNS}",
                 {**params, "id": delivery_id},
             ).fetchone()
@@ -213,6 +336,8 @@ def _delivery(row: dict[str, Any]) -> Delivery:
         email_id=row["email_id"],
         email_recipient_id=row["email_recipient_id"],
         recipient=row["recipient"],
+        recipient_name=row["recipient_name"],
+        recipient_company=row["recipient_company"],
         status=DeliveryState(row["status"]),
         provider=row["provider"],
         message_id=row["message_id"],
@@ -226,4 +351,6 @@ def _delivery(row: dict[str, Any]) -> Delivery:
         result_pending=row["result_pending"],
         queued_at=row["queued_at"],
         sent_at=row["sent_at"],
+        dispatched_at=row["dispatched_at"],
+        lease_token=row["lease_token"],
     )

@@ -2,6 +2,7 @@
 
 For each record:
 
+- a *receipt* (a send whose database write had to wait, see ``delivery``) → recorded;
 - a body that is not a processing message → reported ``failed`` (when it names an email and a
   recipient) and acknowledged: never retried, never crashes the batch;
 - a recipient already ``sent``/``failed`` → acknowledged without sending (at-least-once SQS
@@ -20,6 +21,7 @@ import logging
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -27,7 +29,8 @@ from chalicelib.errors import ServiceUnavailableError
 from chalicelib.models.mail import ProcessingMessage
 from chalicelib.queues.base import QueueRecord
 from chalicelib.repositories.deliveries import Delivery, DeliveryRepository, NewDelivery
-from chalicelib.services.delivery import DeliveryService, Outcome
+from chalicelib.services.delivery import RECEIPT_KEY, DeliveryService, Outcome
+from chalicelib.services.mail import new_delivery
 
 log = logging.getLogger("mmms.consumer")
 
@@ -107,6 +110,9 @@ class QueueConsumer:
             return Verdict.RETRY
 
     def _process(self, record: QueueRecord) -> Verdict:
+        fields = _loose_json(record.body)
+        if isinstance(fields.get(RECEIPT_KEY), dict):
+            return self._apply_receipt(fields[RECEIPT_KEY])
         try:
             job = ProcessingMessage.model_validate_json(record.body)
         except ValidationError as err:
@@ -125,32 +131,29 @@ class QueueConsumer:
             return Verdict.RETRY
         return Verdict.ACK
 
+    def _apply_receipt(self, receipt: dict[str, Any]) -> Verdict:
+        try:
+            delivery_id = uuid.UUID(str(receipt["delivery_id"]))
+            provider, message_id = str(receipt["provider"]), str(receipt["message_id"])
+        except (KeyError, ValueError):
+            log.error("malformed receipt", extra={"receipt": receipt})
+            return Verdict.ACK
+        self._delivery.apply_receipt(delivery_id, provider, message_id)
+        return Verdict.ACK
+
     def _record_for(self, job: ProcessingMessage) -> Delivery:
         """The job's delivery record, created if a producer outside MMMS queued it."""
         key = _key_id(job.api_key_id)
         found = self._repo.find_many(key, job.email_id, [job.recipient_id])
         if job.recipient_id in found:
             return found[job.recipient_id]
-        self._repo.insert_new(
-            key,
-            [
-                NewDelivery(
-                    email_id=job.email_id,
-                    email_recipient_id=job.recipient_id,
-                    recipient=job.recipient_email,
-                    client_env_id=job.client_env_id,
-                    project_id=job.projectId,
-                    closure_id=job.closureId,
-                    metadata=job.metadata,
-                )
-            ],
-        )
+        self._repo.insert_new(key, [new_delivery(job, dispatched=True)])
         return self._repo.find(key, job.email_id, job.recipient_id)
 
     def _report_malformed(self, record: QueueRecord, err: ValidationError) -> None:
         error = f"malformed processing message: {_summary(err)}"
         log.error("malformed message", extra={"message_id": record.message_id, "error": error})
-        fields = _loose_fields(record.body)
+        fields = {k: v for k, v in _loose_json(record.body).items() if isinstance(v, str) and v}
         email_id = fields.get("email_id")
         recipient = fields.get("recipient_email")
         if not email_id or not recipient:
@@ -167,7 +170,7 @@ class QueueConsumer:
                     client_env_id=fields.get("client_env_id"),
                     project_id=fields.get("projectId"),
                     closure_id=fields.get("closureId"),
-                    metadata={},
+                    dispatched=True,
                 )
             ],
         )
@@ -183,15 +186,13 @@ def _summary(err: ValidationError) -> str:
     )
 
 
-def _loose_fields(body: str) -> dict[str, str]:
-    """String fields of a body that failed validation, to report what can be reported."""
+def _loose_json(body: str) -> dict[str, Any]:
+    """The body as a JSON object, or {} (to tell receipts apart and report malformed ones)."""
     try:
         data = json.loads(body)
     except ValueError:
         return {}
-    if not isinstance(data, dict):
-        return {}
-    return {k: v for k, v in data.items() if isinstance(v, str) and v}
+    return data if isinstance(data, dict) else {}
 
 
 def _key_id(value: str | None) -> uuid.UUID | None:

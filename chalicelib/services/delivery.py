@@ -12,19 +12,25 @@ chain and records the outcome:
 Every final outcome is stored with ``result_pending`` set and then published; if the result
 queue is unreachable it stays pending and :meth:`republish_pending` sends it later.
 
-The one window for a duplicate is a crash after the provider accepted the message and
-before ``sent`` is written; the write is retried for a few seconds, and the lease keeps
-everyone else off the record meanwhile.
+If the database cannot take the ``sent`` write after the provider accepted the message, the
+write is retried for a few seconds and then sent as a *receipt* through the processing queue,
+which the consumer applies once the database is back: the record is never sent again for
+lack of a write. The remaining window for a duplicate is a crash of the process between the
+provider's acceptance and that write (or receipt), or an ambiguous provider timeout.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import enum
 import functools
+import json
 import logging
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
@@ -42,7 +48,7 @@ from chalicelib.models.mail import (
     ProcessingResult,
 )
 from chalicelib.providers.base import Address, Attachment, OutgoingMessage, SendResult
-from chalicelib.queues.base import ResultQueue
+from chalicelib.queues.base import ProcessingQueue, ResultQueue
 from chalicelib.repositories.deliveries import Delivery, DeliveryRepository
 from chalicelib.services.templates import CompiledTemplates, TemplateRenderError
 
@@ -77,12 +83,14 @@ class DeliveryService:
         repository: DeliveryRepository,
         sender: MailSender,
         results: ResultQueue,
+        receipts: ProcessingQueue,
         *,
         lease_seconds: float = 120.0,
     ) -> None:
         self._repo = repository
         self._sender = sender
         self._results = results
+        self._receipts = receipts
         self._lease = lease_seconds
 
     def deliver(self, job: ProcessingMessage, delivery: Delivery) -> DeliveryOutcome:
@@ -99,30 +107,60 @@ class DeliveryService:
         try:
             result = self._sender.send(message)
         except ProviderUnavailableError as err:
-            released = self._repo.release(claimed.id, str(err)) or claimed
+            released = self._repo.release(claimed, str(err)) or claimed
             log.warning(
                 "no provider available", extra={"delivery_id": str(claimed.id), "error": str(err)}
             )
             return DeliveryOutcome(Outcome.RETRY, released, error=str(err))
         except MessageRejectedError as err:
             return self._fail(claimed, str(err), "rejected", provider=err.provider)
-        sent = _record_sent(self._repo, claimed, result) or claimed
+        sent = self._record(claimed, result)
         self.flush_result(sent)
         return DeliveryOutcome(Outcome.SENT, sent, provider_response=result.response)
 
+    def apply_receipt(self, delivery_id: uuid.UUID, provider: str, message_id: str) -> None:
+        """Record a send whose write had to wait for the database (see the module doc)."""
+        recorded = self._repo.record_sent(delivery_id, provider, message_id)
+        if recorded is not None:
+            self.flush_result(recorded)
+
+    def _record(self, claimed: Delivery, result: SendResult) -> Delivery:
+        """Write ``sent``; if the database stays down, hand the write to a queued receipt."""
+        try:
+            recorded = _record_sent(self._repo, claimed, result)
+        except DatabaseUnavailableError:
+            receipt = receipt_body(claimed.id, result)
+            if self._receipts.send_many([receipt]):
+                raise  # neither the database nor the queue: the lease is all that is left
+            log.warning(
+                "sent; the write waits for the database", extra={"delivery_id": str(claimed.id)}
+            )
+            return dataclasses.replace(
+                claimed,
+                status=DeliveryState.SENT,
+                provider=result.provider,
+                message_id=result.message_id,
+                sent_at=datetime.now(UTC),
+                result_pending=False,
+            )
+        if recorded is None:  # our lease expired mid-send and someone else took the record
+            log.error("lease lost during a send", extra={"delivery_id": str(claimed.id)})
+            return self._repo.get(claimed.id) or claimed
+        return recorded
+
     def give_up(self, delivery: Delivery, error: str) -> Delivery:
         """Mark a record failed after its last allowed attempt, and report it."""
-        failed = self._repo.mark_failed(
-            delivery.id, error, "retries_exhausted", only_if_unleased=True
-        )
+        failed = self._repo.mark_failed(delivery, error, "retries_exhausted", as_holder=False)
         if failed is not None:
             self.flush_result(failed)
             return failed
         return delivery
 
     def fail(self, delivery: Delivery, error: str, detail: str) -> Delivery:
-        """Mark a record failed for good (e.g. a malformed message) and report it."""
-        return self._fail(delivery, error, detail).delivery
+        """Mark an unleased record failed for good (e.g. a malformed message) and report it."""
+        failed = self._repo.mark_failed(delivery, error, detail, as_holder=False) or delivery
+        self.flush_result(failed)
+        return failed
 
     def flush_result(self, delivery: Delivery) -> None:
         """Publish the record's outcome if it still has to be; keep it pending on failure."""
@@ -148,7 +186,8 @@ class DeliveryService:
     def _fail(
         self, delivery: Delivery, error: str, detail: str, provider: str | None = None
     ) -> DeliveryOutcome:
-        failed = self._repo.mark_failed(delivery.id, error, detail, provider) or delivery
+        failed = self._repo.mark_failed(delivery, error, detail, provider, as_holder=True)
+        failed = failed or delivery
         log.info(
             "delivery failed permanently",
             extra={"delivery_id": str(delivery.id), "detail": detail, "error": error},
@@ -175,7 +214,23 @@ class DeliveryService:
 def _record_sent(
     repo: DeliveryRepository, delivery: Delivery, result: SendResult
 ) -> Delivery | None:
-    return repo.mark_sent(delivery.id, result.provider, result.message_id)
+    return repo.mark_sent(delivery, result.provider, result.message_id)
+
+
+RECEIPT_KEY = "mmms_receipt"
+
+
+def receipt_body(delivery_id: uuid.UUID, result: SendResult) -> str:
+    """A processing-queue message that records a send (not an email to send)."""
+    return json.dumps(
+        {
+            RECEIPT_KEY: {
+                "delivery_id": str(delivery_id),
+                "provider": result.provider,
+                "message_id": result.message_id,
+            }
+        }
+    )
 
 
 @functools.lru_cache(maxsize=64)

@@ -1,8 +1,12 @@
 """POST /v1/mail: validate everything, then send one recipient now or queue many.
 
-Nothing is sent or queued until every recipient's message has been rendered and every
-limit checked. A recipient is identified by (API key, ``email_id``, recipient id); posting
-it again sends nothing and answers its current status.
+Nothing is sent, queued or recorded until every recipient's message has been rendered and
+every limit checked (each queue message sized as it will be sent). A recipient is identified
+by (API key, ``email_id``, recipient id); posting it again sends nothing and answers its
+current status, and puts it on the queue again if its message never got there.
+
+The email's content is stored once (``emails``), so a recipient whose message never reached
+the queue can be queued again later without the client's request (``RecoveryService``).
 """
 
 from __future__ import annotations
@@ -10,10 +14,11 @@ from __future__ import annotations
 import base64
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from chalicelib.errors import PayloadTooLargeError, QueueUnavailableError, RequestValidationError
-from chalicelib.models.mail import ProcessingMessage, SendMailRequest
+from chalicelib.models.mail import DeliveryState, ProcessingMessage, SendMailRequest
 from chalicelib.queues.base import ProcessingQueue
 from chalicelib.repositories.deliveries import Delivery, DeliveryRepository, NewDelivery
 from chalicelib.services.delivery import (
@@ -25,6 +30,11 @@ from chalicelib.services.delivery import (
 )
 from chalicelib.services.templates import TemplateRenderError
 
+# What a recipient's message adds to its email's stored content.
+RECIPIENT_FIELDS = frozenset(
+    {"email_recipient_id", "recipient_name", "recipient_email", "recipient_company", "queued_at"}
+)
+
 
 @dataclass(frozen=True)
 class MailLimits:
@@ -32,6 +42,8 @@ class MailLimits:
     max_template_bytes: int = 512 * 1024
     max_attachment_bytes: int = 5 * 1024 * 1024
     max_queue_message_bytes: int = 262_144
+    max_request_queue_bytes: int = 64 * 1024 * 1024
+    redispatch_after_seconds: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -45,6 +57,14 @@ class SingleOutcome:
 class BulkOutcome:
     email_id: str
     deliveries: list[Delivery]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One recipient, ready: its message and that message's queue body."""
+
+    job: ProcessingMessage
+    body: str
 
 
 class MailService:
@@ -64,47 +84,73 @@ class MailService:
         self, api_key_id: uuid.UUID, request: SendMailRequest
     ) -> SingleOutcome | BulkOutcome:
         self._check_limits(request)
-        jobs = self._jobs(api_key_id, request)
+        jobs = build_jobs(api_key_id, request, datetime.now(UTC))
         _render_all(jobs)
-        for job in jobs[:1]:
-            self._check_queue_size(job)
-        if len(jobs) == 1:
-            return self._send_now(api_key_id, jobs[0])
-        return self._enqueue(api_key_id, request.email_id, jobs)
+        prepared = [Prepared(job, job.model_dump_json()) for job in jobs]
+        self._check_queue_sizes(prepared)
+        self._repo.save_email(api_key_id, request.email_id, email_content(jobs[0]))
+        if len(prepared) == 1:
+            return self._send_now(api_key_id, prepared[0])
+        return self._enqueue(api_key_id, request.email_id, prepared)
 
-    def _send_now(self, api_key_id: uuid.UUID, job: ProcessingMessage) -> SingleOutcome:
-        inserted = self._repo.insert_new(api_key_id, [_new_delivery(job)])
-        delivery = self._repo.find(api_key_id, job.email_id, job.recipient_id)
+    def _send_now(self, api_key_id: uuid.UUID, item: Prepared) -> SingleOutcome:
+        job = item.job
+        inserted = self._repo.insert_new(api_key_id, [new_delivery(job)])
         if job.recipient_id not in inserted:
-            return SingleOutcome(DeliveryOutcome(Outcome.DONE, delivery))
-        outcome = self._delivery.deliver(job, delivery)
-        if outcome.kind is Outcome.RETRY:
-            self._enqueue_or_forget([_stamped(job, outcome.delivery)], [outcome.delivery])
+            current = self._repo.find(api_key_id, job.email_id, job.recipient_id)
+            self._dispatch_stale({current.email_recipient_id: current}, [item])
+            return SingleOutcome(DeliveryOutcome(Outcome.DONE, current))
+        outcome = self._delivery.deliver(job, inserted[job.recipient_id])
+        if outcome.kind is Outcome.RETRY and self._queue.send_many([item.body]):
+            self._repo.forget(outcome.delivery)
+            raise QueueUnavailableError(
+                "No provider could send the email and the queue is unreachable: nothing was"
+                " accepted; post the same request again"
+            )
         return SingleOutcome(outcome)
 
-    def _enqueue(
-        self, api_key_id: uuid.UUID, email_id: str, jobs: list[ProcessingMessage]
-    ) -> BulkOutcome:
-        inserted = self._repo.insert_new(api_key_id, [_new_delivery(job) for job in jobs])
-        records = self._repo.find_many(api_key_id, email_id, [job.recipient_id for job in jobs])
-        new_jobs = [job for job in jobs if job.recipient_id in inserted]
-        self._enqueue_or_forget(
-            [_stamped(job, records[job.recipient_id]) for job in new_jobs],
-            [records[job.recipient_id] for job in new_jobs],
+    def _enqueue(self, api_key_id: uuid.UUID, email_id: str, items: list[Prepared]) -> BulkOutcome:
+        rids = [item.job.recipient_id for item in items]
+        inserted = self._repo.insert_new(api_key_id, [new_delivery(i.job) for i in items])
+        existing = [rid for rid in rids if rid not in inserted]
+        records = {**self._repo.find_many(api_key_id, email_id, existing), **inserted}
+        self._dispatch_stale({rid: records[rid] for rid in existing}, items)
+        new_items = [item for item in items if item.job.recipient_id in inserted]
+        failed = self._queue.send_many([item.body for item in new_items])
+        failed_rows = [records[new_items[i].job.recipient_id] for i in failed]
+        failed_ids = {row.id for row in failed_rows}
+        self._repo.mark_dispatched(
+            [
+                records[i.job.recipient_id].id
+                for i in new_items
+                if records[i.job.recipient_id].id not in failed_ids
+            ]
         )
-        return BulkOutcome(email_id, [records[job.recipient_id] for job in jobs])
-
-    def _enqueue_or_forget(self, jobs: list[ProcessingMessage], records: list[Delivery]) -> None:
-        """Queue every job, or forget the records of those that did not reach the queue."""
-        if not jobs:
-            return
-        failed = self._queue.send_many([job.model_dump_json() for job in jobs])
-        if failed:
-            self._repo.delete_queued([records[index].id for index in failed])
+        if failed_rows:
+            self._repo.delete_undispatched([row.id for row in failed_rows])
             raise QueueUnavailableError(
-                f"{len(failed)} of {len(jobs)} recipients could not be queued and were not"
-                " accepted; post the same request again to queue them"
+                f"{len(failed_rows)} of {len(new_items)} recipients could not be queued and were"
+                " not accepted; post the same request again to queue them"
             )
+        return BulkOutcome(email_id, [records[rid] for rid in rids])
+
+    def _dispatch_stale(self, rows: dict[str, Delivery], items: list[Prepared]) -> None:
+        """Queue again the recorded recipients whose message never reached the queue."""
+        cutoff = datetime.now(UTC) - timedelta(seconds=self._limits.redispatch_after_seconds)
+        stale = [
+            item
+            for item in items
+            if (row := rows.get(item.job.recipient_id)) is not None
+            and row.status is DeliveryState.QUEUED
+            and row.dispatched_at is None
+            and row.queued_at < cutoff
+        ]
+        if not stale:
+            return
+        failed = set(self._queue.send_many([item.body for item in stale]))
+        self._repo.mark_dispatched(
+            [rows[item.job.recipient_id].id for i, item in enumerate(stale) if i not in failed]
+        )
 
     def _check_limits(self, request: SendMailRequest) -> None:
         limits = self._limits
@@ -126,46 +172,97 @@ class MailService:
                 f"attachments are {attachment_bytes} bytes; at most {limits.max_attachment_bytes}"
             )
 
-    def _check_queue_size(self, job: ProcessingMessage) -> None:
-        """Every message may have to go through the queue (bulk, or a retry): it must fit."""
-        size = len(job.model_dump_json().encode("utf-8"))
-        if size > self._limits.max_queue_message_bytes:
+    def _check_queue_sizes(self, items: list[Prepared]) -> None:
+        """Every message may go through the queue (bulk, or a retry): each must fit, and all."""
+        sizes = [len(item.body.encode("utf-8")) for item in items]
+        largest = max(sizes)
+        if largest > self._limits.max_queue_message_bytes:
             raise PayloadTooLargeError(
-                f"one recipient's message is {size} bytes; the queue takes at most"
+                f"a recipient's message is {largest} bytes; the queue takes at most"
                 f" {self._limits.max_queue_message_bytes} (make attachments smaller)"
             )
-
-    @staticmethod
-    def _jobs(api_key_id: uuid.UUID, request: SendMailRequest) -> list[ProcessingMessage]:
-        jobs = [
-            ProcessingMessage(
-                email_id=request.email_id,
-                email_recipient_id=recipient.emailRecipientId
-                or (request.emailRecipientId if len(request.recipients) == 1 else None),
-                client_env_id=request.client_env_id,
-                sender_email=request.sender_email,
-                sender_name=request.sender_name,
-                sender_organisation_name=request.sender_organisation_name,
-                subject=request.subject,
-                html_template=request.html_template,
-                text_template=request.text_template,
-                recipient_name=recipient.name,
-                recipient_email=recipient.mail,
-                recipient_company=recipient.company,
-                cc=request.cc,
-                bcc=request.bcc,
-                reply_to=request.reply_to,
-                attachments=request.attachments,
-                metadata=request.metadata,
-                list_unsubscribe=request.list_unsubscribe,
-                projectId=request.projectId,
-                closureId=request.closureId,
-                api_key_id=str(api_key_id),
+        if sum(sizes) > self._limits.max_request_queue_bytes:
+            raise PayloadTooLargeError(
+                f"the request would queue {sum(sizes)} bytes; at most"
+                f" {self._limits.max_request_queue_bytes} (fewer recipients or attachments)"
             )
-            for recipient in request.recipients
-        ]
-        _refuse_duplicates(jobs)
-        return jobs
+
+
+def build_jobs(
+    api_key_id: uuid.UUID, request: SendMailRequest, queued_at: datetime
+) -> list[ProcessingMessage]:
+    """One processing message per recipient (from an already validated request)."""
+    single = len(request.recipients) == 1
+    common: dict[str, Any] = {
+        "email_id": request.email_id,
+        "client_env_id": request.client_env_id,
+        "sender_email": request.sender_email,
+        "sender_name": request.sender_name,
+        "sender_organisation_name": request.sender_organisation_name,
+        "subject": request.subject,
+        "html_template": request.html_template,
+        "text_template": request.text_template,
+        "cc": request.cc,
+        "bcc": request.bcc,
+        "reply_to": request.reply_to,
+        "attachments": request.attachments,
+        "metadata": request.metadata,
+        "list_unsubscribe": request.list_unsubscribe,
+        "projectId": request.projectId,
+        "closureId": request.closureId,
+        "api_key_id": str(api_key_id),
+        "queued_at": queued_at,
+    }
+    jobs = [
+        # Validated already as part of the request: constructing skips a second validation.
+        ProcessingMessage.model_construct(
+            **common,
+            email_recipient_id=recipient.emailRecipientId
+            or (request.emailRecipientId if single else None)
+            or recipient.mail.lower(),
+            recipient_name=recipient.name,
+            recipient_email=recipient.mail,
+            recipient_company=recipient.company,
+        )
+        for recipient in request.recipients
+    ]
+    _refuse_duplicates(jobs)
+    return jobs
+
+
+def email_content(job: ProcessingMessage) -> dict[str, Any]:
+    """What all recipients of ``job``'s email share (stored once per email)."""
+    return job.model_dump(mode="json", exclude=set(RECIPIENT_FIELDS))
+
+
+def job_from_content(content: dict[str, Any], row: Delivery) -> ProcessingMessage:
+    """A recipient's processing message, rebuilt from its email's content and its record."""
+    return ProcessingMessage.model_validate(
+        {
+            **content,
+            "email_recipient_id": row.email_recipient_id,
+            "recipient_email": row.recipient,
+            "recipient_name": row.recipient_name,
+            "recipient_company": row.recipient_company,
+            "queued_at": row.queued_at,
+        }
+    )
+
+
+def new_delivery(job: ProcessingMessage, *, dispatched: bool = False) -> NewDelivery:
+    return NewDelivery(
+        email_id=job.email_id,
+        email_recipient_id=job.recipient_id,
+        recipient=job.recipient_email,
+        client_env_id=job.client_env_id,
+        project_id=job.projectId,
+        closure_id=job.closureId,
+        metadata=job.metadata,
+        recipient_name=job.recipient_name,
+        recipient_company=job.recipient_company,
+        queued_at=job.queued_at,
+        dispatched=dispatched,
+    )
 
 
 def _refuse_duplicates(jobs: list[ProcessingMessage]) -> None:
@@ -212,22 +309,3 @@ def _render_all(jobs: list[ProcessingMessage]) -> None:
             )
     if errors:
         raise RequestValidationError(errors, message="Templates could not be rendered")
-
-
-def _new_delivery(job: ProcessingMessage) -> NewDelivery:
-    return NewDelivery(
-        email_id=job.email_id,
-        email_recipient_id=job.recipient_id,
-        recipient=job.recipient_email,
-        client_env_id=job.client_env_id,
-        project_id=job.projectId,
-        closure_id=job.closureId,
-        metadata=job.metadata,
-    )
-
-
-def _stamped(job: ProcessingMessage, delivery: Delivery) -> ProcessingMessage:
-    queued_at: datetime = delivery.queued_at
-    return job.model_copy(
-        update={"queued_at": queued_at, "email_recipient_id": delivery.email_recipient_id}
-    )

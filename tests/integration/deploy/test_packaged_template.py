@@ -13,7 +13,7 @@ import pytest
 
 from tests.integration.deploy.conftest import BIN, PSEUDO, Packaged, allows, as_list
 
-FUNCTIONS = ("APIHandler", "ConsumeProcessingQueue", "RepublishPendingResults")
+FUNCTIONS = ("APIHandler", "ConsumeProcessingQueue", "SweepDeliveries")
 ACCOUNT = f"{PSEUDO['AWS::Region']}:{PSEUDO['AWS::AccountId']}"
 SQS_USED = (
     "sqs:SendMessage",
@@ -105,7 +105,7 @@ def test_the_consumer_reads_the_processing_queue_in_batches_of_10(production: Pa
     # right with or without ReportBatchItemFailures; the package does not set it.
     assert "FunctionResponseTypes" not in source
 
-    schedule = production.resources["RepublishPendingResults"]["Properties"]["Events"]
+    schedule = production.resources["SweepDeliveries"]["Properties"]["Events"]
     assert [e["Type"] for e in schedule.values()] == ["Schedule"]
 
 

@@ -1,0 +1,195 @@
+"""Nothing is lost: recipients recorded but never queued are queued again; abandoned ones are
+reported failed; a send whose write the database could not take is recorded by a receipt."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime
+
+import psycopg
+import pytest
+from chalice.test import Client
+
+from chalicelib.errors import DatabaseUnavailableError
+from chalicelib.models.mail import DeliveryState, SendMailRequest
+from chalicelib.repositories.deliveries import Delivery, DeliveryRepository
+from chalicelib.services.delivery import DeliveryService, Outcome
+from chalicelib.services.mail import build_jobs, email_content, new_delivery
+from tests.integration.mail.conftest import (
+    Wire,
+    mail_headers,
+    seed_request,
+    three_recipients,
+)
+from tests.support.fake_providers import FakeProvider
+from tests.support.http import call
+from tests.support.queues import Queues, consume_until_empty
+
+
+def record_without_queueing(services: object, key: uuid.UUID, body: dict[str, object]) -> None:
+    """What the API does before queueing, then nothing: a crash right after the insert."""
+    request = SendMailRequest.model_validate(body)
+    jobs = build_jobs(key, request, datetime.now(UTC))
+    repo: DeliveryRepository = services.consumer._repo  # type: ignore[attr-defined]
+    repo.save_email(key, request.email_id, email_content(jobs[0]))
+    repo.insert_new(key, [new_delivery(job) for job in jobs])
+
+
+def key_id(database: str) -> uuid.UUID:
+    with psycopg.connect(database) as conn:
+        row = conn.execute("SELECT id FROM api_keys").fetchone()
+    assert row is not None
+    return uuid.UUID(str(row[0]))
+
+
+def statuses(database: str) -> dict[str, str]:
+    with psycopg.connect(database) as conn:
+        return dict(conn.execute("SELECT email_recipient_id, status FROM deliveries").fetchall())
+
+
+def test_the_sweep_queues_recipients_whose_message_never_reached_the_queue(
+    wire: Wire, api_key: str, queues: Queues, clean_database: str
+) -> None:
+    provider = FakeProvider("fake")
+    services = wire(sender=provider, redispatch_after_seconds=0.01)
+    record_without_queueing(
+        services, key_id(clean_database), seed_request(recipients=three_recipients())
+    )
+    assert queues.count(queues.processing) == 0
+
+    time.sleep(0.05)  # older than REDISPATCH_AFTER_SECONDS
+
+    report = services.recovery.sweep()
+    consume_until_empty(services, queues)
+    again = services.recovery.sweep()
+
+    assert report.redispatched == 3
+    assert again.redispatched == 0
+    assert sorted(m.to[0].email for m in provider.sent) == [
+        "alice@example.org",
+        "bob@example.org",
+        "carol@example.org",
+    ]
+    assert statuses(clean_database) == {"r-1": "sent", "r-2": "sent", "r-3": "sent"}
+    rendered = {m.to[0].email: m.html for m in provider.sent}
+    assert "Hello &lt;b&gt;Bob &amp; Co&lt;/b&gt;" in rendered["bob@example.org"]
+
+
+def test_a_replay_queues_them_again_too(
+    wire: Wire, api: Client, api_key: str, queues: Queues, clean_database: str
+) -> None:
+    provider = FakeProvider("fake")
+    services = wire(sender=provider, redispatch_after_seconds=0.01)
+    body = seed_request(recipients=three_recipients())
+    record_without_queueing(services, key_id(clean_database), body)
+
+    answer = call(api, "POST", "/v1/mail", body=body, headers=mail_headers(api_key))
+    assert answer.status == 202
+    assert queues.count(queues.processing) == 3
+    consume_until_empty(services, queues)
+
+    assert len(provider.sent) == 3
+    assert statuses(clean_database) == {"r-1": "sent", "r-2": "sent", "r-3": "sent"}
+
+
+def test_recipients_without_an_outcome_for_hours_are_reported_failed(
+    wire: Wire, api: Client, api_key: str, queues: Queues, clean_database: str
+) -> None:
+    services = wire(sender=FakeProvider("fake"))
+    call(
+        api,
+        "POST",
+        "/v1/mail",
+        headers=mail_headers(api_key),
+        body=seed_request(recipients=three_recipients()),
+    )
+    queues.drain_json(queues.processing)  # dead-lettered while the database was down
+    with psycopg.connect(clean_database) as conn:
+        conn.execute("UPDATE deliveries SET dispatched_at = now() - interval '7 hours'")
+
+    report = services.recovery.sweep()
+
+    assert report.abandoned == 3
+    assert set(statuses(clean_database).values()) == {"failed"}
+    results = queues.drain_json(queues.result)
+    assert sorted(r["status"] for r in results) == ["failed"] * 3
+    assert "dead-lettered" in results[0]["result"]["last_error"]
+
+
+class DatabaseGoneAfterSend(DeliveryRepository):
+    """The database stops answering right after the provider accepted the message."""
+
+    def mark_sent(self, held: Delivery, provider: str, message_id: str) -> Delivery | None:
+        raise DatabaseUnavailableError
+
+
+def test_a_send_the_database_could_not_record_is_recorded_by_a_receipt_not_sent_again(
+    wire: Wire, api: Client, api_key: str, queues: Queues, clean_database: str
+) -> None:
+    provider = FakeProvider("fake")
+    services = wire(sender=provider, send_lease_seconds=0.01)
+    record_without_queueing(services, key_id(clean_database), seed_request())
+    repo = services.consumer._repo
+    delivery = repo.find(key_id(clean_database), "msg-123", "recipient-123")
+    job = build_jobs(
+        key_id(clean_database), SendMailRequest.model_validate(seed_request()), datetime.now(UTC)
+    )[0]
+    flaky = DeliveryService(
+        DatabaseGoneAfterSend(services.database),
+        provider,
+        services.result_queue,
+        services.processing_queue,
+    )
+
+    outcome = flaky.deliver(job, delivery)
+    assert outcome.kind is Outcome.SENT
+    assert repo.find(delivery.api_key_id, "msg-123", "recipient-123").status is DeliveryState.QUEUED
+
+    queues.sqs.send_message(QueueUrl=queues.processing, MessageBody=job.model_dump_json())
+    consume_until_empty(services, queues)  # the receipt, and SQS redelivering the email
+
+    assert len(provider.sent) == 1
+    assert statuses(clean_database) == {"recipient-123": "sent"}
+    # Reports are at least once: the receipt and the redelivery may both publish "sent".
+    reports = queues.drain_json(queues.result)
+    assert reports
+    assert {r["status"] for r in reports} == {"sent"}
+
+
+def test_only_the_lease_holder_records_the_outcome(wire: Wire, clean_database: str) -> None:
+    services = wire(sender=FakeProvider("fake"))
+    key = uuid.uuid4()
+    record_without_queueing(services, key, seed_request())
+    repo = services.consumer._repo
+    row = repo.find(key, "msg-123", "recipient-123")
+    first = repo.claim(row.id, lease_seconds=60)
+    assert first is not None
+    with psycopg.connect(clean_database) as conn:  # the first sender's lease runs out
+        conn.execute("UPDATE deliveries SET lease_until = now() - interval '1 second'")
+    second = repo.claim(row.id, lease_seconds=60)
+    assert second is not None
+
+    assert repo.release(first, "late") is None
+    assert repo.mark_sent(first, "fake", "late-1") is None
+    assert repo.mark_sent(second, "fake", "ok-1") is not None
+    assert repo.get(row.id).message_id == "ok-1"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("position", [0, 2])
+def test_every_recipients_queue_message_is_sized_before_anything_is_recorded(
+    wire: Wire, api: Client, api_key: str, queues: Queues, clean_database: str, position: int
+) -> None:
+    recipients = three_recipients()
+    recipients[position] |= {"name": "Ö" * 200, "company": "Ä" * 200}
+    body = seed_request(recipients=recipients)
+    jobs = build_jobs(uuid.uuid4(), SendMailRequest.model_validate(body), datetime.now(UTC))
+    sizes = sorted(len(job.model_dump_json().encode()) for job in jobs)
+    assert sizes[-1] - sizes[0] > 500
+    wire(sender=FakeProvider("fake"), queue_max_message_bytes=sizes[0] + 250)
+
+    answer = call(api, "POST", "/v1/mail", headers=mail_headers(api_key), body=body)
+
+    assert answer.status == 413
+    assert statuses(clean_database) == {}
+    assert queues.count(queues.processing) == 0
