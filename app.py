@@ -15,6 +15,7 @@ from chalice.app import Chalice, Cron, Response, SQSEvent
 from chalicelib.bootstrap import container
 from chalicelib.controllers import api_keys, health, mail, queue_consumer
 from chalicelib.http.context import RequestContext
+from chalicelib.http.cors import configured_allow_list, origin_of_a_live_key
 from chalicelib.http.middleware import make_http_middleware
 from chalicelib.http.routing import Auth, Router
 from chalicelib.models.api_keys import (
@@ -27,9 +28,7 @@ from chalicelib.models.api_keys import (
 from chalicelib.models.mail import BulkAcceptedData, SendMailRequest, SingleSendData
 
 app = Chalice(app_name="mmms")
-app.register_middleware(
-    make_http_middleware(lambda: container().settings.cors_allow_origins), "http"
-)
+app.register_middleware(make_http_middleware(configured_allow_list, origin_of_a_live_key), "http")
 router = Router(app, container)
 
 

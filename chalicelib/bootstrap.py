@@ -76,7 +76,12 @@ class AwsClients:
                     config=Config(
                         connect_timeout=3,
                         read_timeout=10,
-                        retries={"mode": "standard", "max_attempts": 3},
+                        # A retried SendEmail may deliver twice: SES sends get one attempt,
+                        # the provider chain and the queue decide what happens next.
+                        retries={
+                            "mode": "standard",
+                            "total_max_attempts": 1 if service == "sesv2" else 3,
+                        },
                         max_pool_connections=max(10, self._settings.consumer_concurrency),
                     ),
                 )

@@ -19,6 +19,20 @@ EXPOSE_HEADERS = "X-Request-Id, Retry-After"
 MAX_AGE_SECONDS = "600"
 
 
+def configured_allow_list() -> list[str]:
+    """CORS_ALLOW_ORIGINS of the process's settings (read per request, built on first use)."""
+    from chalicelib.bootstrap import container
+
+    return container().settings.cors_allow_origins
+
+
+def origin_of_a_live_key(origin: str) -> bool:
+    """True when a live API key allows ``origin``."""
+    from chalicelib.bootstrap import container
+
+    return container().api_keys.origin_registered(origin)
+
+
 def statically_allowed(origin: str, allow_list: list[str]) -> bool:
     return "*" in allow_list or origin in allow_list
 

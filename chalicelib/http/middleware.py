@@ -37,8 +37,14 @@ _KEY_IN_PATH = re.compile(r"ak_[A-Za-z0-9_-]+")
 
 def make_http_middleware(
     cors_allow_list: Callable[[], list[str]],
+    origin_registered: Callable[[str], bool],
 ) -> Callable[[Request, Callable[[Request], Response]], Response]:
-    """The middleware; ``cors_allow_list`` reads CORS_ALLOW_ORIGINS (lazily, per request)."""
+    """The middleware.
+
+    ``cors_allow_list`` reads CORS_ALLOW_ORIGINS (lazily, per request); ``origin_registered``
+    says whether a live key allows an origin, asked only for error answers (a 401 to a front
+    end must be readable by it) that no other rule lets through.
+    """
 
     def http_middleware(request: Request, get_response: Callable[[Request], Response]) -> Response:
         request_id = _pick_request_id(request)
@@ -47,7 +53,7 @@ def make_http_middleware(
         try:
             response = _own_envelope(get_response(request), request_id)
             response.headers["X-Request-Id"] = request_id
-            _cors(request, response, cors_allow_list)
+            _cors(request, response, cors_allow_list, origin_registered)
             _access_log(request, response, started)
             return response
         finally:
@@ -99,12 +105,21 @@ def _own_envelope(response: Response, request_id: str) -> Response:
     )
 
 
-def _cors(request: Request, response: Response, allow_list: Callable[[], list[str]]) -> None:
+def _cors(
+    request: Request,
+    response: Response,
+    allow_list: Callable[[], list[str]],
+    origin_registered: Callable[[str], bool],
+) -> None:
     origin = request.headers.get("origin") if request is not None else None
     if not origin or "Access-Control-Allow-Origin" in response.headers:
         return
     try:
-        allowed = VERIFIED_ORIGIN.get() == origin or statically_allowed(origin, allow_list())
+        allowed = (
+            VERIFIED_ORIGIN.get() == origin
+            or statically_allowed(origin, allow_list())
+            or (response.status_code >= 400 and origin_registered(origin))
+        )
     except Exception:
         log.warning("CORS allow-list unavailable", exc_info=True)
         allowed = False

@@ -119,9 +119,11 @@ class Router:
             request = self._app.current_request
             assert request is not None  # noqa: S101 - Chalice sets it before calling views
             ctx = RequestContext(request=request, request_id=_request_id())
-            max_bytes = self._services().settings.max_body_bytes
-            if request.raw_body and len(request.raw_body) > max_bytes:
-                raise PayloadTooLargeError(f"Request body exceeds {max_bytes} bytes")
+            # Only a body needs the settings: GET /v1/health stays free of any set-up.
+            if request.raw_body:
+                max_bytes = self._services().settings.max_body_bytes
+                if len(request.raw_body) > max_bytes:
+                    raise PayloadTooLargeError(f"Request body exceeds {max_bytes} bytes")
             if spec.auth is Auth.ADMIN:
                 self._services().admin.authenticate(request.headers.get("authorization"))
             elif spec.auth is Auth.API_KEY:

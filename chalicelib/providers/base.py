@@ -6,7 +6,7 @@ A provider takes a fully built :class:`OutgoingMessage` and either returns a
 - :class:`~chalicelib.errors.ProviderUnavailableError` when the failure is transient
   (network error, timeout, 5xx, throttling): the chain fails over, the record is retried;
 - :class:`~chalicelib.errors.MessageRejectedError` when the provider refused this message
-  for good (invalid address, content refused, misconfigured credentials): no failover,
+  for good (invalid address, content refused): no failover,
   no retry.
 
 Nothing else may escape ``send``: SDK and HTTP errors are translated at the provider's

@@ -98,6 +98,8 @@ class MailgunProvider:
                 "Mailgun refused the API key or domain: MAILGUN_* settings are wrong",
                 extra={"provider": self.name, "http_status": status},
             )
+            # Misconfiguration, not this message's fault: fail over, and retry it later.
+            return ProviderUnavailableError(self.name, text, response=response)
         return MessageRejectedError(self.name, text, response=response)
 
 

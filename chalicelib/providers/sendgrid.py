@@ -102,6 +102,8 @@ class SendGridProvider:
                 "SendGrid refused the API key or sender: SENDGRID_* settings are wrong",
                 extra={"provider": self.name, "http_status": status},
             )
+            # Misconfiguration, not this message's fault: fail over, and retry it later.
+            return ProviderUnavailableError(self.name, text, response=body)
         return MessageRejectedError(self.name, text, response=body)
 
 

@@ -18,7 +18,9 @@ TooManyRequestsException, Throttling(Exception),          ProviderUnavailableErr
 LimitExceededException (sending quota/rate),
 SendingPausedException and AccountSuspendedException
 (the account cannot send, the message is fine: another
-provider may send it), expired credentials, any 5xx,
+provider may send it), credential errors (AccessDenied,
+UnrecognizedClient, InvalidClientTokenId,
+SignatureDoesNotMatch), expired credentials, any 5xx,
 EndpointConnectionError, connect/read timeouts,
 any other BotoCoreError
 MessageRejected, MailFromDomainNotVerifiedException,      MessageRejectedError
@@ -27,8 +29,9 @@ NotFoundException, every other 4xx, ParamValidationError
 (botocore refused the request before sending it)
 ========================================================  ==============================
 
-AccountSuspendedException and credential errors (AccessDenied, UnrecognizedClient) are
-logged at ERROR: they mean the deployment is misconfigured, not that one message is bad.
+AccountSuspendedException and credential errors are logged at ERROR: the deployment is
+misconfigured, which is no message's fault, so the chain fails over and the message is
+retried later rather than failed for good.
 """
 
 from __future__ import annotations
@@ -150,6 +153,8 @@ class SesProvider:
                 "SES refuses this account or its credentials: check the deployment",
                 extra={"provider": self.name, "ses_error_code": code},
             )
+            # Misconfiguration, not this message's fault: fail over, and retry it later.
+            return ProviderUnavailableError(self.name, text, response=body)
         if code in _TRANSIENT_CODES or status >= 500 or status == 429:
             return ProviderUnavailableError(self.name, text, response=body)
         return MessageRejectedError(self.name, text, response=body)

@@ -24,8 +24,9 @@ Error translation:
   → :class:`ProviderUnavailableError`;
 - 5xx replies (``SMTPRecipientsRefused``, ``SMTPSenderRefused``, ``SMTPDataError``, ...),
   and extensions the configuration needs but the server lacks → :class:`MessageRejectedError`;
-- ``SMTPAuthenticationError`` → :class:`MessageRejectedError`, logged at ERROR: the
-  credentials are misconfigured and every message will fail until someone fixes them.
+- ``SMTPAuthenticationError`` → :class:`ProviderUnavailableError`, logged at ERROR: the
+  credentials are misconfigured, which is no message's fault: the chain fails over and the
+  message is retried later instead of failing for good.
 """
 
 from __future__ import annotations
@@ -173,7 +174,8 @@ class SmtpProvider:
                 "SMTP authentication failed: SMTP_USERNAME/SMTP_PASSWORD are misconfigured",
                 extra={"provider": self.name, "smtp_code": err.smtp_code},
             )
-            return MessageRejectedError(
+            # Misconfiguration, not this message's fault: fail over, and retry it later.
+            return ProviderUnavailableError(
                 self.name,
                 f"authentication failed ({err.smtp_code}): credentials misconfigured",
                 response=reply,

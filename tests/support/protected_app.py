@@ -9,6 +9,7 @@ from chalice.app import Chalice, Response
 
 from chalicelib.bootstrap import container
 from chalicelib.http.context import RequestContext
+from chalicelib.http.cors import configured_allow_list, origin_of_a_live_key
 from chalicelib.http.middleware import make_http_middleware
 from chalicelib.http.responses import success
 from chalicelib.http.routing import Auth, Router
@@ -19,7 +20,7 @@ SECRET_IN_ERROR = "postgresql://user:hunter2@db/secret SELECT * FROM api_keys"
 def build_app() -> Chalice:
     app = Chalice(app_name="mmms-test")
     app.register_middleware(
-        make_http_middleware(lambda: container().settings.cors_allow_origins), "http"
+        make_http_middleware(configured_allow_list, origin_of_a_live_key), "http"
     )
     router = Router(app, container)
 

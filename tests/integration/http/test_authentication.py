@@ -142,3 +142,16 @@ def test_admin_endpoints_need_the_admin_token(client: Client, authorization: str
         ("POST", "/v1/api-key/ak_whatever/origins", {"origin_names": ["x.com"]}),
     ]:
         assert_unauthorized(call(client, method, path, body=payload, headers=headers))
+
+
+def test_a_401_is_readable_by_a_front_end_whose_origin_some_key_allows(
+    client: Client, protected: Client
+) -> None:
+    create_key(client, ["app.example.com"])
+
+    known = whoami(protected, "ak_" + "x" * 43, "https://app.example.com")
+    unknown = whoami(protected, "ak_" + "x" * 43, "https://evil.example")
+
+    assert known.status == unknown.status == 401
+    assert known.headers["access-control-allow-origin"] == "https://app.example.com"
+    assert "access-control-allow-origin" not in unknown.headers

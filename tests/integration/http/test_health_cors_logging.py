@@ -91,3 +91,24 @@ def test_one_json_access_line_per_request_without_secrets(
     text = log_lines.getvalue()
     assert key not in text
     assert ADMIN_HEADERS["Authorization"].split()[1] not in text
+
+
+def test_liveness_needs_no_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    from chalicelib.bootstrap import use_container
+    from mmms_local import gateway
+
+    for name in ("DATABASE_URL", "SECRET_NAME", "ADMIN_TOKEN", "MAIL_QUEUE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    use_container(None)
+    gateway.install()
+    import app
+
+    with Client(app.app) as bare:
+        live = call(bare, "GET", "/v1/health")
+        ready = call(bare, "GET", "/v1/health/ready")
+
+    # Chalice's test client applies the dev stage's environment (SECRET_NAME, unreachable
+    # here): readiness reports that, liveness does not depend on it.
+    assert live.status == 200
+    assert ready.status >= 500
+    assert ready.json["error_type"] in {"internal_error", "service_unavailable"}

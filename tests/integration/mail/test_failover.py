@@ -146,3 +146,20 @@ def test_provider_credentials_can_come_from_secrets_manager(
     assert answer.status == 200
     [request] = provider_api.requests_to("sendgrid")
     assert request.headers["authorization"] == f"Bearer {SENDGRID_API_KEY}"
+
+
+def test_a_misconfigured_primary_fails_over_instead_of_failing_the_email(
+    wire: Wire,
+    api: Client,
+    api_key: str,
+    chain_env: FakeProviderApi,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MAIL_PROVIDERS", "sendgrid,mailgun")
+    monkeypatch.setenv("SENDGRID_API_KEY", "SG.rotated-and-forgotten")
+    wire()
+
+    answer = call(api, "POST", "/v1/mail", body=seed_request(), headers=mail_headers(api_key))
+
+    assert answer.status == 200
+    assert answer.json["data"]["status"]["provider"] == "mailgun"

@@ -78,10 +78,10 @@ def test_an_invalid_recipient_is_rejected(
     assert raised.value.response["body"]["message"].startswith("to parameter is not a valid")
 
 
-def test_a_wrong_api_key_is_rejected(provider_api: FakeProviderApi) -> None:
+def test_a_wrong_api_key_is_unavailable_not_a_rejection(provider_api: FakeProviderApi) -> None:
     provider = MailgunProvider("key-wrong", MAILGUN_DOMAIN, base_url=provider_api.base_url)
 
-    with pytest.raises(MessageRejectedError, match="HTTP 401") as raised:
+    with pytest.raises(ProviderUnavailableError, match="HTTP 401") as raised:
         provider.send(make_message())
     assert raised.value.response == {"status": 401, "body": "Forbidden"}
 

@@ -95,9 +95,9 @@ def test_an_invalid_recipient_is_rejected_with_sendgrids_errors(
     assert error["help"]
 
 
-def test_a_wrong_api_key_is_rejected(provider_api: FakeProviderApi) -> None:
+def test_a_wrong_api_key_is_unavailable_not_a_rejection(provider_api: FakeProviderApi) -> None:
     provider = SendGridProvider("SG.wrong", base_url=provider_api.base_url)
 
-    with pytest.raises(MessageRejectedError, match="HTTP 401") as raised:
+    with pytest.raises(ProviderUnavailableError, match="HTTP 401") as raised:
         provider.send(make_message())
     assert "authorization grant" in raised.value.response["errors"][0]["message"]

@@ -95,8 +95,8 @@ def test_a_connection_dropped_by_the_server_is_reopened_once(
     assert smtp_starttls.connections == 2
 
 
-def test_a_wrong_password_is_a_rejection(smtp_starttls: SmtpTestServer) -> None:
-    with pytest.raises(MessageRejectedError, match="credentials misconfigured"):
+def test_a_wrong_password_is_unavailable_not_a_rejection(smtp_starttls: SmtpTestServer) -> None:
+    with pytest.raises(ProviderUnavailableError, match="credentials misconfigured"):
         provider_for(smtp_starttls, password="wrong").send(make_message())
     assert smtp_starttls.received == []
 

@@ -25,7 +25,7 @@ from tests.support.fake_providers import make_message
         ("AccountSuspendedException", 400, ProviderUnavailableError),
         ("BadRequestException", 400, MessageRejectedError),
         ("NotFoundException", 404, MessageRejectedError),
-        ("AccessDeniedException", 403, MessageRejectedError),
+        ("AccessDeniedException", 403, ProviderUnavailableError),
     ],
 )
 def test_ses_errors_are_translated(code: str, status: int, expected: type[ProviderError]) -> None:
