@@ -12,6 +12,7 @@ from chalicelib.bootstrap import Container
 from chalicelib.controllers.queue_consumer import handle_processing_batch
 from chalicelib.errors import BatchIncompleteError
 from chalicelib.queues.base import QueueRecord
+from mmms_local.worker import sqs_receiver
 from tests.support.moto_server import MotoServer
 
 
@@ -23,21 +24,8 @@ class Queues:
     sqs: Any
 
     def receive(self, url: str, limit: int = 10) -> list[QueueRecord]:
-        messages = self.sqs.receive_message(
-            QueueUrl=url,
-            MaxNumberOfMessages=limit,
-            WaitTimeSeconds=0,
-            MessageSystemAttributeNames=["ApproximateReceiveCount"],
-        ).get("Messages", [])
-        return [
-            QueueRecord(
-                m["MessageId"],
-                m["Body"],
-                m["ReceiptHandle"],
-                int(m["Attributes"]["ApproximateReceiveCount"]),
-            )
-            for m in messages
-        ]
+        """Up to ``limit`` messages, as the local worker receives them (no long poll)."""
+        return sqs_receiver(self.sqs, url, wait_seconds=0)(limit)
 
     def drain_json(self, url: str) -> list[dict[str, Any]]:
         """Every message body on ``url`` (parsed), deleting them."""
