@@ -13,6 +13,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from bench.environment import BenchEnvironment
@@ -40,26 +41,28 @@ def accept_phases(env: BenchEnvironment, body: dict[str, Any]) -> dict[str, floa
 
     request = timed("parse + validate body (SendMailRequest)", lambda: _parse(raw))
     jobs = timed(
-        "build ProcessingMessages (validated again)",
-        lambda: mail_service.MailService._jobs(key, request),
+        "build ProcessingMessages (no second validation)",
+        lambda: mail_service.build_jobs(key, request, datetime.now(UTC)),
     )
     timed("render every recipient's templates", lambda: mail_service._render_all(jobs))
-    timed(
-        "INSERT delivery rows (unnest)",
-        lambda: repo.insert_new(key, [mail_service._new_delivery(job) for job in jobs]),
-    )
-    records = timed(
-        "SELECT them back (find_many)",
-        lambda: repo.find_many(key, request.email_id, [job.recipient_id for job in jobs]),
-    )
     bodies = timed(
         "serialise queue messages (model_dump_json)",
-        lambda: [
-            mail_service._stamped(job, records[job.recipient_id]).model_dump_json() for job in jobs
-        ],
+        lambda: [job.model_dump_json() for job in jobs],
+    )
+    timed(
+        "store the email's content once",
+        lambda: repo.save_email(key, request.email_id, mail_service.email_content(jobs[0])),
+    )
+    records = timed(
+        "INSERT delivery rows (unnest ... RETURNING)",
+        lambda: repo.insert_new(key, [mail_service.new_delivery(job) for job in jobs]),
     )
     timed(
         "hand them to the queue (in-memory)", lambda: container.processing_queue.send_many(bodies)
+    )
+    timed(
+        "mark them dispatched",
+        lambda: repo.mark_dispatched([records[job.recipient_id].id for job in jobs]),
     )
     timed(
         "response body (every recipient's status)",
