@@ -30,12 +30,11 @@ LOCAL_RESULTS = "local://results"
 
 
 def _embedded_database() -> tuple[str, Any]:
-    import pgserver
+    from mmms_local.embedded_pg import start_embedded_postgres
 
     data = (STATE_DIR / "pgdata").resolve()
     data.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(data, cleanup_mode="stop")
-    return server.get_uri(), server
+    return start_embedded_postgres(data)
 
 
 def _admin_token() -> str:

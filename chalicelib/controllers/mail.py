@@ -48,7 +48,9 @@ def _single(outcome: SingleOutcome) -> Response:
 
 def _bulk(outcome: BulkOutcome) -> Response:
     return success(
-        "Emails queued for delivery",
+        "Emails queued for delivery"
+        if outcome.newly_queued
+        else "Emails already accepted: each recipient's current status",
         BulkAcceptedData(
             email_id=outcome.email_id,
             count=len(outcome.deliveries),

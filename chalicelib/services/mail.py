@@ -57,6 +57,7 @@ class SingleOutcome:
 class BulkOutcome:
     email_id: str
     deliveries: list[Delivery]
+    newly_queued: int
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,7 @@ class MailService:
                 f"{len(failed_rows)} of {len(new_items)} recipients could not be queued and were"
                 " not accepted; post the same request again to queue them"
             )
-        return BulkOutcome(email_id, [records[rid] for rid in rids])
+        return BulkOutcome(email_id, [records[rid] for rid in rids], len(new_items))
 
     def _dispatch_stale(self, rows: dict[str, Delivery], items: list[Prepared]) -> None:
         """Queue again the recorded recipients whose message never reached the queue."""
@@ -275,7 +276,7 @@ def _refuse_duplicates(jobs: list[ProcessingMessage]) -> None:
                     "type": "duplicate_recipient",
                     "loc": ["recipients", index],
                     "msg": f"same recipient as recipients[{seen[job.recipient_id]}]"
-                    f" ({job.recipient_id}); give each an emailRecipientId",
+                    f" ({job.recipient_id}); give each recipient its own emailRecipientId",
                     "input": job.recipient_id,
                 }
             )

@@ -11,6 +11,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import psycopg
 from psycopg import sql
@@ -33,12 +34,12 @@ def postgres_server() -> Iterator[str]:
     else:
         yield LOCAL_SERVER
         return
-    import pgserver
+    from mmms_local.embedded_pg import start_embedded_postgres
 
     with tempfile.TemporaryDirectory(prefix="mmms-pg-") as folder:
-        server = pgserver.get_server(folder, cleanup_mode="stop")
+        uri, server = start_embedded_postgres(Path(folder))
         try:
-            yield server.get_uri()
+            yield uri
         finally:
             server.cleanup()
 
