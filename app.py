@@ -93,7 +93,7 @@ def add_api_key_origins(ctx: RequestContext, api_key: str) -> Response:
     auth=Auth.API_KEY,
     request_model=SendMailRequest,
     response_model=SingleSendData,
-    error_statuses=(400, 401, 413, 422, 503),
+    error_statuses=(400, 401, 413, 422, 429, 503),
     extra_responses={
         202: (
             "Queued: two or more recipients (one recipient queued for retry"

@@ -22,11 +22,13 @@ from chalicelib.queues.base import ProcessingQueue, ResultQueue
 from chalicelib.queues.sqs import SqsProcessingQueue, SqsResultQueue
 from chalicelib.repositories.api_keys import ApiKeyRepository
 from chalicelib.repositories.deliveries import DeliveryRepository
+from chalicelib.repositories.rate_limits import RateLimitRepository
 from chalicelib.secrets import SecretStore
 from chalicelib.services.api_keys import AdminAuthenticator, ApiKeyService
 from chalicelib.services.consumer import QueueConsumer, RetryPolicy
 from chalicelib.services.delivery import DeliveryService, MailSender
 from chalicelib.services.mail import MailLimits, MailService
+from chalicelib.services.rate_limit import RateLimiter
 from chalicelib.services.recovery import RecoveryService
 
 if TYPE_CHECKING:
@@ -47,6 +49,7 @@ class Container:
     mail: MailService
     consumer: QueueConsumer
     recovery: RecoveryService
+    rate_limiter: RateLimiter
 
     def close(self) -> None:
         close = getattr(self.sender, "close", None)
@@ -206,6 +209,7 @@ def build_container(
             redispatch_after_seconds=settings.redispatch_after_seconds,
             abandon_after_seconds=settings.abandon_after_seconds,
         ),
+        rate_limiter=RateLimiter(RateLimitRepository(database), settings.rate_limit_per_minute),
     )
 
 

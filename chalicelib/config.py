@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     redispatch_after_seconds: float = Field(default=120.0, gt=0)
     abandon_after_seconds: float = Field(default=6 * 3600.0, gt=0)
 
+    # Requests per API key per minute on API-key routes (429 beyond); 0 turns it off.
+    rate_limit_per_minute: int = Field(default=600, ge=0)
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("cors_allow_origins", mode="before")

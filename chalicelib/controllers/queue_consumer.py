@@ -49,5 +49,7 @@ def handle_processing_batch(records: list[QueueRecord], services: Container) -> 
 
 
 def sweep_deliveries(services: Container) -> SweepReport:
-    """The scheduled sweep: re-queue undispatched recipients, fail abandoned ones, republish."""
+    """The scheduled sweep: re-queue undispatched recipients, fail abandoned ones, republish;
+    and drop old rate-limit windows."""
+    services.rate_limiter.prune()
     return services.recovery.sweep()

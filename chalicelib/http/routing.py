@@ -132,6 +132,7 @@ class Router:
                 )
                 CALLER_KEY_ID.set(str(caller.key_id))
                 VERIFIED_ORIGIN.set(caller.origin)
+                self._services().rate_limiter.check(caller.key_id)
                 ctx = RequestContext(request=request, request_id=ctx.request_id, caller=caller)
             return view(ctx, **params)
 

@@ -1,0 +1,46 @@
+"""SQL for per-key request counting in fixed one-minute windows."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from chalicelib.db import Database
+
+
+@dataclass(frozen=True)
+class WindowCount:
+    hits: int
+    seconds_left: float
+
+
+class RateLimitRepository:
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    def hit(self, api_key_id: uuid.UUID) -> WindowCount:
+        """Count one request in the key's current window; the count so far and time left."""
+        with self._db.transaction() as conn:
+            row = conn.execute(
+                """
+                INSERT INTO rate_limit_windows (api_key_id, window_start, hits)
+                VALUES (%s, date_trunc('minute', now()), 1)
+                ON CONFLICT (api_key_id, window_start)
+                DO UPDATE SET hits = rate_limit_windows.hits + 1
+                RETURNING hits,
+                          extract(epoch FROM window_start + interval '1 minute' - now())
+                              AS seconds_left
+                """,
+                (api_key_id,),
+            ).fetchone()
+        assert row is not None  # noqa: S101 - an upsert always returns its row
+        return WindowCount(hits=int(row["hits"]), seconds_left=float(row["seconds_left"]))
+
+    def prune(self, older_than_minutes: int = 10) -> int:
+        with self._db.transaction() as conn:
+            cur = conn.execute(
+                "DELETE FROM rate_limit_windows"
+                " WHERE window_start < now() - make_interval(mins => %s)",
+                (older_than_minutes,),
+            )
+            return cur.rowcount
