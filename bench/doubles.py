@@ -19,7 +19,7 @@ class MemoryProcessingQueue:
         self._bodies: list[str] = []
         self._lock = threading.Lock()
 
-    def send_many(self, bodies: list[str]) -> list[int]:
+    def send_many(self, bodies: list[str], delay_seconds: int = 0) -> list[int]:
         with self._lock:
             self._bodies.extend(bodies)
         return []

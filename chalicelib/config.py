@@ -92,6 +92,14 @@ class Settings(BaseSettings):
             raise ValueError("MAIL_QUEUE_URL must be set")
         if not self.mail_result_queue_url:
             raise ValueError("MAIL_RESULT_QUEUE_URL must be set")
+        if (
+            self.mail_queue_max_receives * self.retry_max_delay_seconds
+            >= self.abandon_after_seconds
+        ):
+            raise ValueError(
+                "ABANDON_AFTER_SECONDS must exceed MAIL_QUEUE_MAX_RECEIVES x"
+                " RETRY_MAX_DELAY_SECONDS, or recipients still being retried are reported failed"
+            )
         if self.db_pool_min_size > self.db_pool_max_size:
             raise ValueError("DB_POOL_MIN_SIZE must not exceed DB_POOL_MAX_SIZE")
         return self

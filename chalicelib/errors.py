@@ -136,9 +136,7 @@ class ServiceUnavailableError(MMMSError):
 
 
 class DatabaseUnavailableError(ServiceUnavailableError):
-    def __init__(
-        self, message: str = "The database is unreachable; repeat the request (it is safe to)"
-    ) -> None:
+    def __init__(self, message: str = "The database is unreachable; try again shortly") -> None:
         super().__init__(message)
 
 

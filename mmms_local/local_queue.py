@@ -57,12 +57,13 @@ class LocalQueue:
         self._max_receives = max_receives
         self._visibility = visibility_seconds
 
-    def send_many(self, bodies: list[str]) -> list[int]:
+    def send_many(self, bodies: list[str], delay_seconds: int = 0) -> list[int]:
         try:
             with self._db.transaction() as conn, conn.cursor() as cur:
                 cur.executemany(
-                    "INSERT INTO mmms_local_queue (queue, body) VALUES (%s, %s)",
-                    [(self.name, body) for body in bodies],
+                    "INSERT INTO mmms_local_queue (queue, body, visible_at)"
+                    " VALUES (%s, %s, now() + make_interval(secs => %s))",
+                    [(self.name, body, delay_seconds) for body in bodies],
                 )
         except DatabaseUnavailableError:
             return list(range(len(bodies)))

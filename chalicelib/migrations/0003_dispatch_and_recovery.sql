@@ -21,6 +21,10 @@ ALTER TABLE deliveries
     -- Who holds the send lease: only the holder may release it or record the outcome.
     ADD COLUMN lease_token        uuid;
 
+-- Every row written before this migration got its message onto the queue (the code deleted
+-- the ones it could not queue).
+UPDATE deliveries SET dispatched_at = updated_at WHERE dispatched_at IS NULL;
+
 -- Rows the sweeper looks at: queued but never dispatched, and dispatched but still queued.
 CREATE INDEX deliveries_undispatched ON deliveries (updated_at)
     WHERE status = 'queued' AND dispatched_at IS NULL;

@@ -21,8 +21,9 @@ class QueueRecord:
 
 
 class ProcessingQueue(Protocol):
-    def send_many(self, bodies: list[str]) -> list[int]:
-        """Enqueue ``bodies``; return the indexes of those that could not be enqueued."""
+    def send_many(self, bodies: list[str], delay_seconds: int = 0) -> list[int]:
+        """Enqueue ``bodies`` (visible after ``delay_seconds``); return the indexes of those
+        that could not be enqueued."""
         ...
 
     def delete_many(self, receipt_handles: list[str]) -> None:

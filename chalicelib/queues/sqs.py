@@ -46,16 +46,18 @@ class SqsProcessingQueue:
         self._url = queue_url
         self._parallel = parallel_calls
 
-    def send_many(self, bodies: list[str]) -> list[int]:
+    def send_many(self, bodies: list[str], delay_seconds: int = 0) -> list[int]:
         groups = list(batches(bodies))
         if len(groups) == 1:
-            return self._send_batch(bodies, groups[0])
+            return self._send_batch(bodies, groups[0], delay_seconds)
         with ThreadPoolExecutor(max_workers=self._parallel) as pool:
-            failed = pool.map(lambda group: self._send_batch(bodies, group), groups)
+            failed = pool.map(lambda group: self._send_batch(bodies, group, delay_seconds), groups)
             return sorted(index for group in failed for index in group)
 
-    def _send_batch(self, bodies: list[str], indexes: list[int]) -> list[int]:
-        entries: list[Any] = [{"Id": str(i), "MessageBody": bodies[i]} for i in indexes]
+    def _send_batch(self, bodies: list[str], indexes: list[int], delay_seconds: int) -> list[int]:
+        entries: list[Any] = [
+            {"Id": str(i), "MessageBody": bodies[i], "DelaySeconds": delay_seconds} for i in indexes
+        ]
         try:
             response = self._client().send_message_batch(QueueUrl=self._url, Entries=entries)
         except (BotoCoreError, ClientError):

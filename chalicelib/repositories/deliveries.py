@@ -10,8 +10,9 @@ consumers, SQS redelivering a message) cannot both send:
 - final states set ``result_pending`` in the same update, so the outcome reaches the result
   queue even if publishing fails right after.
 
-``dispatched_at`` says the recipient's message reached the queue (or a send was attempted):
-rows without it can be dispatched again from the stored email content.
+``dispatched_at`` says the recipient's message reached the queue: a queued row without it,
+whose lease is free, is dispatched again from the stored email content (a send that died
+halfway included). Rows are never deleted: what could not be queued now is queued later.
 """
 
 from __future__ import annotations
@@ -89,14 +90,20 @@ class DeliveryRepository:
 
     def save_email(
         self, api_key_id: uuid.UUID | None, email_id: str, content: dict[str, Any]
-    ) -> None:
-        """Keep an email's content (first write wins) so its recipients can be re-queued."""
+    ) -> dict[str, Any]:
+        """Keep an email's content (first write wins); return the content stored for it."""
         with self._db.transaction() as conn:
             conn.execute(
                 "INSERT INTO emails (id, api_key_id, email_id, content)"
                 " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
                 (uuid.uuid4(), api_key_id, email_id, Jsonb(content)),
             )
+            row = conn.execute(
+                f"SELECT content FROM emails WHERE {_KEY_MATCH} AND email_id = %(email_id)s",
+                {"api_key_id": api_key_id, "email_id": email_id},
+            ).fetchone()
+        assert row is not None  # noqa: S101 - inserted or found in this transaction
+        return dict(row["content"])
 
     def email_content(self, api_key_id: uuid.UUID | None, email_id: str) -> dict[str, Any] | None:
         with self._db.transaction() as conn:
@@ -186,30 +193,13 @@ class DeliveryRepository:
                 (ids,),
             )
 
-    def delete_undispatched(self, ids: list[uuid.UUID]) -> None:
-        """Forget records whose message never reached the queue (the caller is told so)."""
-        with self._db.transaction() as conn:
-            conn.execute(
-                "DELETE FROM deliveries WHERE id = ANY(%s) AND status = 'queued'"
-                f" AND dispatched_at IS NULL AND {_LEASE_FREE}",
-                (ids,),
-            )
-
-    def forget(self, delivery: Delivery) -> None:
-        """Delete a queued, unleased record that is known to have no message anywhere."""
-        with self._db.transaction() as conn:
-            conn.execute(
-                f"DELETE FROM deliveries WHERE id = %s AND status = 'queued' AND {_LEASE_FREE}",
-                (delivery.id,),
-            )
-
     # --- sending ---------------------------------------------------------------------
 
     def claim(self, delivery_id: uuid.UUID, lease_seconds: float) -> Delivery | None:
         """Take the send lease on a queued record; None when sent, failed or leased."""
         return self._update_one(
             "lease_until = now() + make_interval(secs => %(lease)s), attempts = attempts + 1,"
-            " lease_token = %(token)s, dispatched_at = coalesce(dispatched_at, now())",
+            " lease_token = %(token)s",
             f"status = 'queued' AND {_LEASE_FREE}",
             delivery_id,
             lease=lease_seconds,

@@ -112,7 +112,7 @@ class QueueConsumer:
     def _process(self, record: QueueRecord) -> Verdict:
         fields = _loose_json(record.body)
         if isinstance(fields.get(RECEIPT_KEY), dict):
-            return self._apply_receipt(fields[RECEIPT_KEY])
+            return self._apply_receipt(record.body, fields[RECEIPT_KEY])
         try:
             job = ProcessingMessage.model_validate_json(record.body)
         except ValidationError as err:
@@ -131,14 +131,14 @@ class QueueConsumer:
             return Verdict.RETRY
         return Verdict.ACK
 
-    def _apply_receipt(self, receipt: dict[str, Any]) -> Verdict:
+    def _apply_receipt(self, body: str, receipt: dict[str, Any]) -> Verdict:
         try:
             delivery_id = uuid.UUID(str(receipt["delivery_id"]))
             provider, message_id = str(receipt["provider"]), str(receipt["message_id"])
         except (KeyError, ValueError):
             log.error("malformed receipt", extra={"receipt": receipt})
             return Verdict.ACK
-        self._delivery.apply_receipt(delivery_id, provider, message_id)
+        self._delivery.apply_receipt(body, delivery_id, provider, message_id)
         return Verdict.ACK
 
     def _record_for(self, job: ProcessingMessage) -> Delivery:

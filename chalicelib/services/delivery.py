@@ -13,10 +13,12 @@ Every final outcome is stored with ``result_pending`` set and then published; if
 queue is unreachable it stays pending and :meth:`republish_pending` sends it later.
 
 If the database cannot take the ``sent`` write after the provider accepted the message, the
-write is retried for a few seconds and then sent as a *receipt* through the processing queue,
-which the consumer applies once the database is back: the record is never sent again for
-lack of a write. The remaining window for a duplicate is a crash of the process between the
-provider's acceptance and that write (or receipt), or an ambiguous provider timeout.
+write goes at once as a *receipt* through the processing queue (retrying it here would eat
+the Lambda's time), and the consumer applies it once the database is back: the record is not
+sent again for lack of a write. What remains is a process crash between the provider's
+acceptance and that write (or receipt), a database outage longer than the lease with another
+copy of the message arriving before the receipt, or a provider timeout whose outcome is
+unknown: then a recipient may get the email twice, never zero times.
 """
 
 from __future__ import annotations
@@ -32,8 +34,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
-
-from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from chalicelib.errors import (
     DatabaseUnavailableError,
@@ -118,16 +118,27 @@ class DeliveryService:
         self.flush_result(sent)
         return DeliveryOutcome(Outcome.SENT, sent, provider_response=result.response)
 
-    def apply_receipt(self, delivery_id: uuid.UUID, provider: str, message_id: str) -> None:
-        """Record a send whose write had to wait for the database (see the module doc)."""
-        recorded = self._repo.record_sent(delivery_id, provider, message_id)
+    def apply_receipt(
+        self, body: str, delivery_id: uuid.UUID, provider: str, message_id: str
+    ) -> None:
+        """Record a send whose write had to wait for the database (see the module doc).
+
+        While the database is still down the receipt goes back on the queue with a short
+        delay, as a new message: it must not use up receives and end in the dead-letter queue.
+        """
+        try:
+            recorded = self._repo.record_sent(delivery_id, provider, message_id)
+        except DatabaseUnavailableError:
+            if self._receipts.send_many([body], delay_seconds=RECEIPT_RETRY_SECONDS):
+                raise
+            return
         if recorded is not None:
             self.flush_result(recorded)
 
     def _record(self, claimed: Delivery, result: SendResult) -> Delivery:
         """Write ``sent``; if the database stays down, hand the write to a queued receipt."""
         try:
-            recorded = _record_sent(self._repo, claimed, result)
+            recorded = self._repo.mark_sent(claimed, result.provider, result.message_id)
         except DatabaseUnavailableError:
             receipt = receipt_body(claimed.id, result)
             if self._receipts.send_many([receipt]):
@@ -205,19 +216,8 @@ class DeliveryService:
         return DeliveryOutcome(Outcome.DONE, current)
 
 
-@retry(
-    retry=retry_if_exception_type(DatabaseUnavailableError),
-    stop=stop_after_attempt(4),
-    wait=wait_exponential(multiplier=0.25, max=2),
-    reraise=True,
-)
-def _record_sent(
-    repo: DeliveryRepository, delivery: Delivery, result: SendResult
-) -> Delivery | None:
-    return repo.mark_sent(delivery, result.provider, result.message_id)
-
-
 RECEIPT_KEY = "mmms_receipt"
+RECEIPT_RETRY_SECONDS = 5
 
 
 def receipt_body(delivery_id: uuid.UUID, result: SendResult) -> str:

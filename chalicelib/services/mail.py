@@ -17,7 +17,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chalicelib.errors import PayloadTooLargeError, QueueUnavailableError, RequestValidationError
+from chalicelib.errors import (
+    BusinessRuleError,
+    PayloadTooLargeError,
+    QueueUnavailableError,
+    RequestValidationError,
+)
 from chalicelib.models.mail import DeliveryState, ProcessingMessage, SendMailRequest
 from chalicelib.queues.base import ProcessingQueue
 from chalicelib.repositories.deliveries import Delivery, DeliveryRepository, NewDelivery
@@ -89,7 +94,7 @@ class MailService:
         _render_all(jobs)
         prepared = [Prepared(job, job.model_dump_json()) for job in jobs]
         self._check_queue_sizes(prepared)
-        self._repo.save_email(api_key_id, request.email_id, email_content(jobs[0]))
+        self._keep_content(api_key_id, request.email_id, email_content(jobs[0]))
         if len(prepared) == 1:
             return self._send_now(api_key_id, prepared[0])
         return self._enqueue(api_key_id, request.email_id, prepared)
@@ -102,12 +107,8 @@ class MailService:
             self._dispatch_stale({current.email_recipient_id: current}, [item])
             return SingleOutcome(DeliveryOutcome(Outcome.DONE, current))
         outcome = self._delivery.deliver(job, inserted[job.recipient_id])
-        if outcome.kind is Outcome.RETRY and self._queue.send_many([item.body]):
-            self._repo.forget(outcome.delivery)
-            raise QueueUnavailableError(
-                "No provider could send the email and the queue is unreachable: nothing was"
-                " accepted; post the same request again"
-            )
+        if outcome.kind is Outcome.RETRY:
+            self._queue_or_explain([outcome.delivery], [item.body])
         return SingleOutcome(outcome)
 
     def _enqueue(self, api_key_id: uuid.UUID, email_id: str, items: list[Prepared]) -> BulkOutcome:
@@ -117,23 +118,39 @@ class MailService:
         records = {**self._repo.find_many(api_key_id, email_id, existing), **inserted}
         self._dispatch_stale({rid: records[rid] for rid in existing}, items)
         new_items = [item for item in items if item.job.recipient_id in inserted]
-        failed = self._queue.send_many([item.body for item in new_items])
-        failed_rows = [records[new_items[i].job.recipient_id] for i in failed]
-        failed_ids = {row.id for row in failed_rows}
-        self._repo.mark_dispatched(
-            [
-                records[i.job.recipient_id].id
-                for i in new_items
-                if records[i.job.recipient_id].id not in failed_ids
-            ]
+        self._queue_or_explain(
+            [records[item.job.recipient_id] for item in new_items],
+            [item.body for item in new_items],
         )
-        if failed_rows:
-            self._repo.delete_undispatched([row.id for row in failed_rows])
-            raise QueueUnavailableError(
-                f"{len(failed_rows)} of {len(new_items)} recipients could not be queued and were"
-                " not accepted; post the same request again to queue them"
-            )
         return BulkOutcome(email_id, [records[rid] for rid in rids], len(new_items))
+
+    def _queue_or_explain(self, rows: list[Delivery], bodies: list[str]) -> None:
+        """Queue these recipients' messages and mark them dispatched.
+
+        What the queue does not take stays recorded and undispatched: it is queued again by a
+        replay or by the sweep once the queue is back, so nothing is lost, and nothing is
+        deleted (a replay may already have answered for it). The caller hears 503.
+        """
+        if not bodies:
+            return
+        failed = set(self._queue.send_many(bodies))
+        self._repo.mark_dispatched([row.id for i, row in enumerate(rows) if i not in failed])
+        if failed:
+            raise QueueUnavailableError(
+                f"The queue is unreachable: {len(failed)} of {len(bodies)} recipients are"
+                " recorded but not queued yet; they are queued automatically when it is back"
+                " (posting the same request again is safe)"
+            )
+
+    def _keep_content(self, api_key_id: uuid.UUID, email_id: str, content: dict[str, Any]) -> None:
+        """Store the email's content; an ``email_id`` already used for other content is a 400."""
+        stored = self._repo.save_email(api_key_id, email_id, content)
+        if stored != content:
+            raise BusinessRuleError(
+                f"email_id {email_id!r} was already used for a different email (subject,"
+                " templates, sender, attachments or options differ); use a new email_id",
+                details={"email_id": email_id},
+            )
 
     def _dispatch_stale(self, rows: dict[str, Delivery], items: list[Prepared]) -> None:
         """Queue again the recorded recipients whose message never reached the queue."""

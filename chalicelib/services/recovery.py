@@ -1,7 +1,7 @@
 """Self-healing for recipients that would otherwise wait forever (run every few minutes).
 
 - **Never dispatched**: the row was recorded but its message never reached the queue (the
-  process died in between, or the database blinked at the wrong moment). Its message is
+  process died in between, a send died halfway, the queue or the database was down). Its message is
   rebuilt from the stored email content and queued; sending stays exactly-once because the
   consumer goes through the record's lease.
 - **Abandoned**: the row was dispatched long ago and still has no outcome (its message was
@@ -60,17 +60,23 @@ class RecoveryService:
         rows = self._repo.undispatched(self._redispatch_after, limit)
         contents: dict[tuple[object, str], dict[str, object] | None] = {}
         ready: list[tuple[Delivery, str]] = []
+        lost: list[Delivery] = []
         for row in rows:
             key = (row.api_key_id, row.email_id)
             if key not in contents:
                 contents[key] = self._repo.email_content(row.api_key_id, row.email_id)
             content = contents[key]
             if content is None:
-                self._delivery.fail(row, "its email's content is missing", "content_missing")
+                # Cannot be rebuilt: leave it to the abandon rule, which reports it in time.
+                log.error("no stored content to re-queue", extra={"delivery_id": str(row.id)})
+                lost.append(row)
                 continue
             ready.append((row, job_from_content(dict(content), row).model_dump_json()))
         failed = set(self._queue.send_many([body for _, body in ready]))
-        self._repo.mark_dispatched([row.id for i, (row, _) in enumerate(ready) if i not in failed])
+        self._repo.mark_dispatched(
+            [row.id for i, (row, _) in enumerate(ready) if i not in failed]
+            + [row.id for row in lost]
+        )
         return len(ready) - len(failed)
 
     def fail_abandoned(self, limit: int) -> int:

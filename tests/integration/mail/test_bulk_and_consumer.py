@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import psycopg
 from chalice.test import Client
@@ -267,8 +268,8 @@ def test_a_result_queue_outage_keeps_the_report_and_publishes_it_later(
     assert services.delivery.republish_pending() == 0
 
 
-def test_a_bulk_request_the_queue_cannot_take_is_503_and_leaves_nothing(
-    wire: Wire, api: Client, api_key: str, clean_database: str
+def test_a_bulk_request_the_queue_cannot_take_is_503_and_is_queued_once_it_is_back(
+    wire: Wire, api: Client, api_key: str, queues: Queues, clean_database: str
 ) -> None:
     wire(sender=FakeProvider("fake"), mail_queue_url="http://127.0.0.1:9/000000000000/down")
 
@@ -282,5 +283,23 @@ def test_a_bulk_request_the_queue_cannot_take_is_503_and_leaves_nothing(
 
     assert answer.status == 503
     assert answer.json["error_type"] == "service_unavailable"
+    assert "queued automatically" in answer.json["message"]
     with psycopg.connect(clean_database) as conn:
-        assert conn.execute("SELECT count(*) FROM deliveries").fetchone() == (0,)
+        rows = conn.execute("SELECT status, dispatched_at FROM deliveries").fetchall()
+    assert rows == [("queued", None)] * 3  # recorded, not on any queue: not sent, not lost
+
+    provider = FakeProvider("fake")
+    services = wire(sender=provider, redispatch_after_seconds=0.01)  # the queue is back
+    time.sleep(0.05)
+    assert services.recovery.sweep().redispatched == 3
+    consume_until_empty(services, queues)
+    again = call(
+        api,
+        "POST",
+        "/v1/mail",
+        headers=mail_headers(api_key),
+        body=seed_request(recipients=three_recipients()),
+    )
+
+    assert len(provider.sent) == 3
+    assert [r["status"] for r in again.json["data"]["recipients"]] == ["sent"] * 3

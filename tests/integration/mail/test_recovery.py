@@ -13,8 +13,9 @@ from chalice.test import Client
 
 from chalicelib.errors import DatabaseUnavailableError
 from chalicelib.models.mail import DeliveryState, SendMailRequest
+from chalicelib.providers.base import SendResult
 from chalicelib.repositories.deliveries import Delivery, DeliveryRepository
-from chalicelib.services.delivery import DeliveryService, Outcome
+from chalicelib.services.delivery import DeliveryService, Outcome, receipt_body
 from chalicelib.services.mail import build_jobs, email_content, new_delivery
 from tests.integration.mail.conftest import (
     Wire,
@@ -193,3 +194,29 @@ def test_every_recipients_queue_message_is_sized_before_anything_is_recorded(
     assert answer.status == 413
     assert statuses(clean_database) == {}
     assert queues.count(queues.processing) == 0
+
+
+class DatabaseStillDown(DeliveryRepository):
+    def record_sent(self, *args: object, **kwargs: object) -> Delivery | None:
+        raise DatabaseUnavailableError
+
+
+def test_a_receipt_the_database_cannot_take_yet_waits_on_the_queue_without_dead_lettering(
+    wire: Wire, queues: Queues
+) -> None:
+    services = wire(sender=FakeProvider("fake"))
+    waiting = DeliveryService(
+        DatabaseStillDown(services.database),
+        FakeProvider("fake"),
+        services.result_queue,
+        services.processing_queue,
+    )
+    delivery_id = uuid.uuid4()
+    body = receipt_body(delivery_id, SendResult("fake", "m"))
+
+    waiting.apply_receipt(body, delivery_id, "fake", "m")
+
+    delayed = queues.sqs.get_queue_attributes(
+        QueueUrl=queues.processing, AttributeNames=["ApproximateNumberOfMessagesDelayed"]
+    )["Attributes"]["ApproximateNumberOfMessagesDelayed"]
+    assert delayed == "1"

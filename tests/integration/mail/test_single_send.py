@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import re
+import time
+import uuid
+from datetime import UTC, datetime
 
 import psycopg
 from chalice.test import Client
 
+from chalicelib.models.mail import SendMailRequest
+from chalicelib.services.mail import build_jobs, email_content, new_delivery
 from tests.integration.mail.conftest import Wire, mail_headers, seed_request
 from tests.support.fake_providers import FakeProvider
 from tests.support.http import call
@@ -120,8 +125,8 @@ def test_every_provider_down_queues_it_and_it_is_sent_once_later(
     assert again.json["data"]["status"]["status"] == "sent"
 
 
-def test_provider_and_queue_both_down_is_503_and_leaves_nothing_behind(
-    wire: Wire, api: Client, api_key: str, clean_database: str
+def test_provider_and_queue_both_down_is_503_and_sent_later_exactly_once(
+    wire: Wire, api: Client, api_key: str, queues: Queues, clean_database: str
 ) -> None:
     wire(
         sender=FakeProvider("fake").fail_unavailable(),
@@ -132,7 +137,59 @@ def test_provider_and_queue_both_down_is_503_and_leaves_nothing_behind(
 
     assert answer.status == 503
     with psycopg.connect(clean_database) as conn:
-        assert conn.execute("SELECT count(*) FROM deliveries").fetchone() == (0,)
+        assert conn.execute("SELECT status, dispatched_at FROM deliveries").fetchall() == [
+            ("queued", None)
+        ]
+    provider = FakeProvider("fake")
+    services = wire(sender=provider, redispatch_after_seconds=0.01)
+    time.sleep(0.05)
+    services.recovery.sweep()
+    consume_until_empty(services, queues)
+    assert len(provider.sent) == 1
+
+
+def test_a_send_that_died_halfway_is_queued_again_by_the_sweep(
+    wire: Wire, api: Client, api_key: str, queues: Queues, clean_database: str
+) -> None:
+    provider = FakeProvider("fake")
+    services = wire(sender=provider, redispatch_after_seconds=0.01)
+    body = seed_request()
+    # The API recorded it and took the send lease, then the Lambda was killed.
+    job = build_jobs(uuid.uuid4(), SendMailRequest.model_validate(body), datetime.now(UTC))[0]
+    repo = services.consumer._repo
+    key = uuid.UUID(job.api_key_id or "")
+    repo.save_email(key, job.email_id, email_content(job))
+    row = repo.insert_new(key, [new_delivery(job)])[job.recipient_id]
+    assert repo.claim(row.id, lease_seconds=0.01) is not None
+    time.sleep(0.05)
+
+    assert services.recovery.sweep().redispatched == 1
+    consume_until_empty(services, queues)
+
+    assert len(provider.sent) == 1
+    assert repo.get(row.id).status.value == "sent"  # type: ignore[union-attr]
+
+
+def test_reusing_an_email_id_for_a_different_email_is_400(
+    wire: Wire, api: Client, api_key: str
+) -> None:
+    provider = FakeProvider("fake")
+    wire(sender=provider)
+    first = call(api, "POST", "/v1/mail", body=seed_request(), headers=mail_headers(api_key))
+    other = seed_request(
+        subject="Another subject",
+        recipients=[
+            {"name": "Jane", "mail": "jane@example.com", "emailRecipientId": "recipient-456"}
+        ],
+    )
+
+    answer = call(api, "POST", "/v1/mail", body=other, headers=mail_headers(api_key))
+
+    assert first.status == 200
+    assert answer.status == 400
+    assert answer.json["error_type"] == "business_error"
+    assert "already used for a different email" in answer.json["message"]
+    assert len(provider.sent) == 1
 
 
 def test_mail_needs_a_key_and_an_allowed_origin(wire: Wire, api: Client, api_key: str) -> None:
