@@ -47,3 +47,10 @@ def test_request_schemas_come_from_the_models(client: Client) -> None:
 
     assert set(schema["properties"]) == {"name", "origin_names", "expires_at"}
     assert create["security"] == [{"AdminToken": []}]
+
+
+def test_the_document_is_valid_openapi_3_1() -> None:
+    from openapi_spec_validator import validate
+    from openapi_spec_validator.validation import OpenAPIV31SpecValidator
+
+    validate(json.loads(DOC.read_text(encoding="utf-8")), cls=OpenAPIV31SpecValidator)
