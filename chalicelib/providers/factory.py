@@ -56,6 +56,7 @@ class ProviderSettings(BaseSettings):
     smtp_password: SecretStr | None = None
     smtp_security: Literal["starttls", "ssl", "none"] = "starttls"
     smtp_timeout: float | None = Field(default=None, gt=0)
+    smtp_max_connections: int = Field(default=4, ge=1, le=50)
 
     mailgun_api_key: SecretStr | None = None
     mailgun_domain: str | None = None
@@ -189,6 +190,7 @@ def _smtp(settings: ProviderSettings) -> SmtpProvider:
         password=_secret_text(settings.smtp_password) if settings.smtp_password else None,
         security=settings.smtp_security,
         timeout=settings.smtp_timeout or settings.provider_timeout_seconds,
+        max_connections=settings.smtp_max_connections,
     )
 
 

@@ -2,14 +2,12 @@
 
 Contract and quirks:
 
-- One connection is opened on the first send and reused for the following ones (a consumer
-  batch); :meth:`SmtpProvider.close` QUITs it. If a reused connection turns out to have
-  been dropped by the server (``SMTPServerDisconnected`` or a reset socket), it reconnects
-  once and sends again. After any other failure the connection is discarded and the next
-  send opens a new one.
-- A lock guards the connection: concurrent ``send`` calls from the consumer's thread pool
-  are serialised over the one connection. Simple and correct; SMTP cannot pipeline
-  messages on one connection anyway.
+- Connections are pooled: a send takes an idle connection (or opens one) and gives it back
+  afterwards, so a consumer batch reuses them; at most ``max_connections`` sends run at once
+  (the consumer sends a batch concurrently; SMTP cannot pipeline messages on one
+  connection). :meth:`SmtpProvider.close` QUITs the idle ones. If a reused connection turns
+  out to have been dropped by the server (``SMTPServerDisconnected`` or a reset socket), it
+  reconnects once and sends again. After any other failure the connection is discarded.
 - The envelope lists every recipient (To, Cc and Bcc); the headers never contain Bcc.
 - ``security``: ``"starttls"`` (submission, port 587), ``"ssl"`` (implicit TLS, port 465)
   or ``"none"`` (local relays and test servers only). Certificates are verified with
@@ -48,7 +46,7 @@ SmtpSecurity = Literal["starttls", "ssl", "none"]
 
 
 class SmtpProvider:
-    """Sends over one reused, lock-guarded SMTP connection (see module docstring)."""
+    """Sends over a small pool of reused SMTP connections (see module docstring)."""
 
     def __init__(
         self,
@@ -60,6 +58,7 @@ class SmtpProvider:
         security: SmtpSecurity = "starttls",
         timeout: float = 10.0,
         ssl_context: ssl.SSLContext | None = None,
+        max_connections: int = 4,
         name: str = "smtp",
     ) -> None:
         self.name = name
@@ -70,8 +69,9 @@ class SmtpProvider:
         self._security = security
         self._timeout = timeout
         self._ssl_context = ssl_context
-        self._lock = threading.Lock()
-        self._connection: smtplib.SMTP | None = None
+        self._lock = threading.Lock()  # guards _idle
+        self._idle: list[smtplib.SMTP] = []
+        self._slots = threading.BoundedSemaphore(max_connections)
 
     def send(self, message: OutgoingMessage) -> SendResult:
         try:
@@ -79,11 +79,10 @@ class SmtpProvider:
         except ValueError as err:
             raise MessageRejectedError(self.name, f"invalid message: {err}") from err
         recipients = [address.email for address in message.all_recipients]
-        with self._lock:
+        with self._slots:
             try:
                 refused = self._deliver(mime, message.sender.email, recipients)
             except (smtplib.SMTPException, OSError) as err:
-                self._discard()
                 raise self._translate(err) from err
         message_id = str(mime["Message-ID"])
         response: dict[str, object] = {"message_id": message_id}
@@ -100,9 +99,8 @@ class SmtpProvider:
 
     def close(self) -> None:
         with self._lock:
-            connection, self._connection = self._connection, None
-            if connection is None:
-                return
+            idle, self._idle = self._idle, []
+        for connection in idle:
             try:
                 connection.quit()
             except (smtplib.SMTPException, OSError):
@@ -111,19 +109,33 @@ class SmtpProvider:
     def _deliver(
         self, mime: EmailMessage, sender: str, recipients: list[str]
     ) -> dict[str, tuple[int, bytes]]:
-        reused = self._connection is not None
+        """Send on a pooled connection, given back on success and closed on any failure."""
+        with self._lock:
+            connection = self._idle.pop() if self._idle else None
+        reused = connection is not None
+        if connection is None:
+            connection = self._connect()
         try:
-            return self._open().send_message(mime, sender, recipients)
+            refused = connection.send_message(mime, sender, recipients)
         except (smtplib.SMTPServerDisconnected, ConnectionError):
+            connection.close()
             if not reused:
                 raise
-        # The server closed the idle connection we kept: one fresh attempt.
-        self._discard()
-        return self._open().send_message(mime, sender, recipients)
+            # The server closed the idle connection we kept: one fresh attempt.
+            connection = self._connect()
+            try:
+                refused = connection.send_message(mime, sender, recipients)
+            except BaseException:
+                connection.close()
+                raise
+        except BaseException:
+            connection.close()
+            raise
+        with self._lock:
+            self._idle.append(connection)
+        return refused
 
-    def _open(self) -> smtplib.SMTP:
-        if self._connection is not None:
-            return self._connection
+    def _connect(self) -> smtplib.SMTP:
         context = self._ssl_context or ssl.create_default_context()
         connection: smtplib.SMTP
         if self._security == "ssl":
@@ -142,13 +154,7 @@ class SmtpProvider:
         except BaseException:
             connection.close()
             raise
-        self._connection = connection
         return connection
-
-    def _discard(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            connection.close()
 
     def _translate(self, err: smtplib.SMTPException | OSError) -> ProviderError:
         if isinstance(err, smtplib.SMTPRecipientsRefused):
