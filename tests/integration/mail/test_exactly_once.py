@@ -7,11 +7,12 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
+from chalicelib.bootstrap import Container
 from chalicelib.models.mail import ProcessingMessage
 from chalicelib.providers.base import OutgoingMessage, SendResult
 from chalicelib.queues.base import QueueRecord
-from chalicelib.repositories.deliveries import NewDelivery
 from chalicelib.services.delivery import Outcome
+from chalicelib.services.mail import new_delivery
 from tests.integration.mail.conftest import SENDER, Wire
 from tests.support.fake_providers import FakeProvider
 
@@ -29,20 +30,27 @@ class SlowProvider(FakeProvider):
         return super().send(message)
 
 
-def test_concurrent_senders_send_once(wire: Wire) -> None:
-    provider = SlowProvider()
-    services = wire(sender=provider)
+def recorded_job(services: Container, email_id: str, key: uuid.UUID | None) -> ProcessingMessage:
+    """A one-recipient processing message whose delivery row is recorded."""
     job = ProcessingMessage(
-        email_id="race",
+        email_id=email_id,
         email_recipient_id="r",
         sender_email=SENDER,
         subject="s",
         html_template="<p>hi</p>",
         recipient_email="r@example.org",
+        api_key_id=str(key) if key else None,
     )
-    key = uuid.uuid4()
+    services.consumer._repo.insert_new(key, [new_delivery(job)])
+    return job
+
+
+def test_concurrent_senders_send_once(wire: Wire) -> None:
+    provider = SlowProvider()
+    services = wire(sender=provider)
+    job = recorded_job(services, "race", key=uuid.uuid4())
+    key = uuid.UUID(job.api_key_id or "")
     repo = services.consumer._repo
-    repo.insert_new(key, [NewDelivery("race", "r", "r@example.org", None, None, None, {})])
 
     def attempt() -> Outcome:
         delivery = repo.find(key, "race", "r")
@@ -58,16 +66,8 @@ def test_concurrent_senders_send_once(wire: Wire) -> None:
 
 def test_a_record_another_sender_holds_is_not_given_up_at_the_last_receive(wire: Wire) -> None:
     services = wire(sender=FakeProvider("fake"))
-    job = ProcessingMessage(
-        email_id="held",
-        email_recipient_id="r",
-        sender_email=SENDER,
-        subject="s",
-        html_template="<p>hi</p>",
-        recipient_email="r@example.org",
-    )
+    job = recorded_job(services, "held", key=None)
     repo = services.consumer._repo
-    repo.insert_new(None, [NewDelivery("held", "r", "r@example.org", None, None, None, {})])
     assert repo.claim(repo.find(None, "held", "r").id, lease_seconds=60) is not None
 
     report = services.consumer.process_batch(
