@@ -45,6 +45,7 @@ class Container:
     sender: MailSender
     processing_queue: ProcessingQueue
     result_queue: ResultQueue
+    deliveries: DeliveryRepository
     delivery: DeliveryService
     mail: MailService
     consumer: QueueConsumer
@@ -178,6 +179,7 @@ def build_container(
         sender=sender,
         processing_queue=processing,
         result_queue=results,
+        deliveries=deliveries,
         delivery=delivery,
         mail=MailService(
             deliveries,

@@ -49,11 +49,6 @@ class CircuitBreaker:
         self._failures = 0
         self._opened_at: float | None = None
 
-    @property
-    def is_open(self) -> bool:
-        with self._lock:
-            return self._opened_at is not None
-
     def allow(self) -> bool:
         """Whether a call may go through now. Grants one trial per elapsed cool-down."""
         with self._lock:

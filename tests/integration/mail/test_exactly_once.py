@@ -41,7 +41,7 @@ def recorded_job(services: Container, email_id: str, key: uuid.UUID | None) -> P
         recipient_email="r@example.org",
         api_key_id=str(key) if key else None,
     )
-    services.consumer._repo.insert_new(key, [new_delivery(job)])
+    services.deliveries.insert_new(key, [new_delivery(job)])
     return job
 
 
@@ -50,7 +50,7 @@ def test_concurrent_senders_send_once(wire: Wire) -> None:
     services = wire(sender=provider)
     job = recorded_job(services, "race", key=uuid.uuid4())
     key = uuid.UUID(job.api_key_id or "")
-    repo = services.consumer._repo
+    repo = services.deliveries
 
     def attempt() -> Outcome:
         delivery = repo.find(key, "race", "r")
@@ -67,7 +67,7 @@ def test_concurrent_senders_send_once(wire: Wire) -> None:
 def test_a_record_another_sender_holds_is_not_given_up_at_the_last_receive(wire: Wire) -> None:
     services = wire(sender=FakeProvider("fake"))
     job = recorded_job(services, "held", key=None)
-    repo = services.consumer._repo
+    repo = services.deliveries
     assert repo.claim(repo.find(None, "held", "r").id, lease_seconds=60) is not None
 
     report = services.consumer.process_batch(

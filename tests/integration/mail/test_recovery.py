@@ -11,6 +11,7 @@ import psycopg
 import pytest
 from chalice.test import Client
 
+from chalicelib.bootstrap import Container
 from chalicelib.errors import DatabaseUnavailableError
 from chalicelib.models.mail import DeliveryState, SendMailRequest
 from chalicelib.providers.base import SendResult
@@ -28,13 +29,12 @@ from tests.support.http import call
 from tests.support.queues import Queues, consume_until_empty
 
 
-def record_without_queueing(services: object, key: uuid.UUID, body: dict[str, object]) -> None:
+def record_without_queueing(services: Container, key: uuid.UUID, body: dict[str, object]) -> None:
     """What the API does before queueing, then nothing: a crash right after the insert."""
     request = SendMailRequest.model_validate(body)
     jobs = build_jobs(key, request, datetime.now(UTC))
-    repo: DeliveryRepository = services.consumer._repo  # type: ignore[attr-defined]
-    repo.save_email(key, request.email_id, email_content(jobs[0]))
-    repo.insert_new(key, [new_delivery(job) for job in jobs])
+    services.deliveries.save_email(key, request.email_id, email_content(jobs[0]))
+    services.deliveries.insert_new(key, [new_delivery(job) for job in jobs])
 
 
 def key_id(database: str) -> uuid.UUID:
@@ -131,7 +131,7 @@ def test_a_send_the_database_could_not_record_is_recorded_by_a_receipt_not_sent_
     provider = FakeProvider("fake")
     services = wire(sender=provider, send_lease_seconds=0.01)
     record_without_queueing(services, key_id(clean_database), seed_request())
-    repo = services.consumer._repo
+    repo = services.deliveries
     delivery = repo.find(key_id(clean_database), "msg-123", "recipient-123")
     job = build_jobs(
         key_id(clean_database), SendMailRequest.model_validate(seed_request()), datetime.now(UTC)
@@ -162,7 +162,7 @@ def test_only_the_lease_holder_records_the_outcome(wire: Wire, clean_database: s
     services = wire(sender=FakeProvider("fake"))
     key = uuid.uuid4()
     record_without_queueing(services, key, seed_request())
-    repo = services.consumer._repo
+    repo = services.deliveries
     row = repo.find(key, "msg-123", "recipient-123")
     first = repo.claim(row.id, lease_seconds=60)
     assert first is not None

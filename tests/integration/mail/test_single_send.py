@@ -156,7 +156,7 @@ def test_a_send_that_died_halfway_is_queued_again_by_the_sweep(
     body = seed_request()
     # The API recorded it and took the send lease, then the Lambda was killed.
     job = build_jobs(uuid.uuid4(), SendMailRequest.model_validate(body), datetime.now(UTC))[0]
-    repo = services.consumer._repo
+    repo = services.deliveries
     key = uuid.UUID(job.api_key_id or "")
     repo.save_email(key, job.email_id, email_content(job))
     row = repo.insert_new(key, [new_delivery(job)])[job.recipient_id]
