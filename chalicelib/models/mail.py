@@ -16,7 +16,7 @@ from typing import Annotated
 from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from chalicelib.models.common import RequestModel, UtcDatetime
+from chalicelib.models.common import NoNulModel, RequestModel, UtcDatetime
 
 MAX_ID_LENGTH = 200
 
@@ -121,7 +121,7 @@ class SendMailRequest(RequestModel):
     )
 
 
-class ProcessingMessage(BaseModel):
+class ProcessingMessage(NoNulModel):
     """One recipient's email on the processing queue: the seed's format plus the additions.
 
     Producers outside this service may send the seed's fields only; unknown fields are

@@ -153,7 +153,11 @@ class QueueConsumer:
     def _report_malformed(self, record: QueueRecord, err: ValidationError) -> None:
         error = f"malformed processing message: {_summary(err)}"
         log.error("malformed message", extra={"message_id": record.message_id, "error": error})
-        fields = {k: v for k, v in _loose_json(record.body).items() if isinstance(v, str) and v}
+        fields = {
+            k: v
+            for k, v in _loose_json(record.body).items()
+            if isinstance(v, str) and v and "\x00" not in v  # PostgreSQL cannot store NUL
+        }
         email_id = fields.get("email_id")
         recipient = fields.get("recipient_email")
         if not email_id or not recipient:

@@ -178,7 +178,9 @@ def test_poison_messages_fail_without_blocking_the_batch(
     }
     bad_address = {**good, "email_recipient_id": "bad", "recipient_email": "not-an-address"}
     bad_template = {**good, "email_recipient_id": "tpl", "html_template": "{{ nope }}"}
+    nul = {**good, "email_recipient_id": "nul", "html_template": "<p>\u0000</p>"}
     for body in (
+        json.dumps(nul),
         "this is not json",
         json.dumps([1, 2]),
         json.dumps(bad_address),
@@ -197,9 +199,11 @@ def test_poison_messages_fail_without_blocking_the_batch(
     assert "malformed" in results["bad"]["result"]["last_error"]
     assert results["tpl"]["status"] == "failed"
     assert "undefined" in results["tpl"]["result"]["last_error"]
+    assert results["nul"]["status"] == "failed"
+    assert "NUL" in results["nul"]["result"]["last_error"]
     with psycopg.connect(clean_database) as conn:
         rows = dict(conn.execute("SELECT email_recipient_id, status FROM deliveries").fetchall())
-    assert rows == {"ok": "sent", "bad": "failed", "tpl": "failed"}
+    assert rows == {"ok": "sent", "bad": "failed", "tpl": "failed", "nul": "failed"}
 
 
 def test_after_the_last_receive_it_is_failed_and_dead_lettered(

@@ -93,6 +93,19 @@ def test_every_bad_address_is_listed(wire: Wire, api: Client, api_key: str) -> N
     assert ["cc", 0] in locs
 
 
+def test_nul_characters_are_422_not_a_database_error(
+    wire: Wire, api: Client, api_key: str, queues: Queues, clean_database: str
+) -> None:
+    provider = FakeProvider("fake")
+    wire(sender=provider)
+
+    answer = post(api, api_key, seed_request(html_template="<p>Hi\u0000</p>"))
+
+    assert answer.status == 422
+    assert "NUL" in answer.json["details"][0]["msg"]
+    assert_nothing_happened(provider, queues, clean_database)
+
+
 def test_duplicate_recipients_are_422(wire: Wire, api: Client, api_key: str) -> None:
     wire(sender=FakeProvider("fake"))
     recipients = [{"mail": "a@example.org"}, {"mail": "A@example.org"}]
