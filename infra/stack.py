@@ -7,6 +7,10 @@ least-privilege IAM policies scoped to the created queues and the named secrets)
 defaults are the production stage's; this module writes a copy whose defaults come from a
 stage's ``.chalice/config.json`` environment, so one config file names every queue and secret.
 
+The provider secret (``PROVIDER_SECRET_NAME``) is optional: ``ProviderSecretName`` defaults to
+the empty string when the stage does not set it, and the ``HasProviderSecret`` condition then
+leaves both the functions' variable and its ``GetSecretValue`` grant out of the template.
+
     python infra/stack.py merge-template --stage dev --output build/merge-dev.json
     python infra/stack.py queues-template --stage dev --output build/queues-dev.json
     python infra/stack.py check build/package/sam.json
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -39,6 +44,9 @@ QUEUE_RESOURCES = ("DeadLetterQueue", "ProcessingQueue", "ResultQueue")
 # Chalice writes the event source's queue as {"Fn::Sub": "arn:...:<name>"}; the merge is a deep
 # merge of objects, so the override must use the same key to replace it (not add Fn::GetAtt).
 CONSUMED_QUEUE = {"Fn::Sub": "${ProcessingQueue.Arn}"}
+# A Secrets Manager name; no IAM wildcards (* ?), which would widen the secret's grant. The
+# ProviderSecretName Parameter has the same AllowedPattern (plus empty) for deploy overrides.
+SECRET_NAME_PATTERN = re.compile(r"[A-Za-z0-9/_+=.@-]+")
 
 
 class StackError(Exception):
@@ -91,6 +99,14 @@ def stage_parameters(stage: str, config_path: Path = CHALICE_CONFIG) -> dict[str
     }
     if env.get("MAIL_QUEUE_MAX_RECEIVES"):
         parameters["MaxReceiveCount"] = env["MAIL_QUEUE_MAX_RECEIVES"]
+    # Optional: unset (or empty) means no provider secret, no variable and no grant.
+    provider_secret = env.get("PROVIDER_SECRET_NAME") or ""
+    if provider_secret and not SECRET_NAME_PATTERN.fullmatch(provider_secret):
+        raise StackError(
+            f"stage {stage!r}: PROVIDER_SECRET_NAME {provider_secret!r} is not a secret name"
+            " (letters, digits and /_+=.@- only)"
+        )
+    parameters["ProviderSecretName"] = provider_secret
     return parameters
 
 

@@ -4,10 +4,14 @@ what the packaged template would mean once deployed (intrinsics resolved, IAM ev
 The copy keeps `chalice package` (which writes `.chalice/deployments/`) out of the working
 tree and lets two xdist workers package at once. Packaging takes about 5 s (pip fetches the
 Lambda wheels of requirements.txt); a second stage reuses the copy's dependency cache.
+
+The copy's config has one more stage than the real one, PROVIDER_STAGE: production plus a
+PROVIDER_SECRET_NAME, which neither real stage sets.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -15,7 +19,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
@@ -33,12 +37,25 @@ PSEUDO = {
     "AWS::URLSuffix": "amazonaws.com",
     "AWS::StackName": "mmms-test",
 }
+PROVIDER_STAGE = "production-providers"
+PROVIDER_SECRET = "mmms/production/providers"
+
+
+class _NoValue:
+    """``{"Ref": "AWS::NoValue"}``: the list item or object key it stands for is left out."""
+
+    def __repr__(self) -> str:
+        return "AWS::NoValue"
+
+
+NO_VALUE = _NoValue()
 
 
 @dataclass(frozen=True)
 class Packaged:
     out: Path
     template: dict[str, Any]
+    overrides: dict[str, str] = field(default_factory=dict)
 
     @property
     def resources(self) -> dict[str, Any]:
@@ -47,22 +64,57 @@ class Packaged:
     def defaults(self) -> dict[str, str]:
         return {name: str(p["Default"]) for name, p in self.template.get("Parameters", {}).items()}
 
+    def with_parameters(self, **overrides: str) -> Packaged:
+        """The same template deployed with ``--parameter-overrides``."""
+        unknown = set(overrides) - set(self.template.get("Parameters", {}))
+        assert not unknown, unknown
+        return replace(self, overrides={**self.overrides, **overrides})
+
+    def condition(self, name: str) -> bool:
+        return self._evaluate(self.template["Conditions"][name])
+
+    def _evaluate(self, expression: dict[str, Any]) -> bool:
+        ((function, arguments),) = expression.items()
+        if function == "Condition":
+            return self.condition(arguments)
+        if function == "Fn::Equals":
+            left, right = (self.resolve(a) for a in arguments)
+            return bool(left == right)
+        if function == "Fn::Not":
+            return not self._evaluate(arguments[0])
+        if function == "Fn::And":
+            return all(self._evaluate(a) for a in arguments)
+        if function == "Fn::Or":
+            return any(self._evaluate(a) for a in arguments)
+        raise AssertionError(f"unsupported condition function {function}")
+
     def queue_name(self, logical_id: str) -> str:
         return str(self.resolve(self.resources[logical_id]["Properties"]["QueueName"]))
 
     def resolve(self, value: Any) -> Any:
         """The value CloudFormation would use, with Parameter defaults and test pseudo values."""
         if isinstance(value, list):
-            return [self.resolve(v) for v in value]
+            return [v for v in (self.resolve(v) for v in value) if v is not NO_VALUE]
         if not isinstance(value, dict):
             return value
-        if set(value) == {"Ref"}:
-            return self._ref(value["Ref"])
-        if set(value) == {"Fn::GetAtt"}:
-            return self._get_att(*value["Fn::GetAtt"])
-        if set(value) == {"Fn::Sub"} and isinstance(value["Fn::Sub"], str):
-            return re.sub(r"\$\{([^}]+)\}", lambda m: self._sub(m.group(1)), value["Fn::Sub"])
-        return {k: self.resolve(v) for k, v in value.items()}
+        if len(value) == 1:
+            ((function, argument),) = value.items()
+            if function in {"Ref", "Fn::GetAtt", "Fn::Sub", "Fn::If"}:
+                return self._intrinsic(function, argument)
+        resolved = {k: self.resolve(v) for k, v in value.items()}
+        return {k: v for k, v in resolved.items() if v is not NO_VALUE}
+
+    def _intrinsic(self, function: str, argument: Any) -> Any:
+        if function == "Ref":
+            return self._ref(argument)
+        if function == "Fn::GetAtt":
+            return self._get_att(*argument)
+        if function == "Fn::If":
+            condition, if_true, if_false = argument
+            return self.resolve(if_true if self.condition(condition) else if_false)
+        if isinstance(argument, str):  # Fn::Sub without a variable map
+            return re.sub(r"\$\{([^}]+)\}", lambda m: self._sub(m.group(1)), argument)
+        return {function: self.resolve(argument)}
 
     def _sub(self, name: str) -> str:
         if "." in name and not name.startswith("AWS::"):
@@ -70,10 +122,12 @@ class Packaged:
         return str(self._ref(name))
 
     def _ref(self, name: str) -> Any:
+        if name == "AWS::NoValue":
+            return NO_VALUE
         if name in PSEUDO:
             return PSEUDO[name]
         if name in self.template.get("Parameters", {}):
-            return self.defaults()[name]
+            return {**self.defaults(), **self.overrides}[name]
         resource = self.resources[name]
         if resource["Type"] == "AWS::SQS::Queue":
             return f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT_ID}/{self.queue_name(name)}"
@@ -84,6 +138,13 @@ class Packaged:
         if resource["Type"] == "AWS::SQS::Queue" and attribute == "Arn":
             return f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{self.queue_name(name)}"
         return f"<{name}.{attribute}>"
+
+    def variables(self, function: str) -> dict[str, Any]:
+        """The resolved environment variables of ``function``."""
+        variables: dict[str, Any] = self.resolve(
+            self.resources[function]["Properties"]["Environment"]["Variables"]
+        )
+        return variables
 
     def statements(self, function: str) -> list[dict[str, Any]]:
         """The resolved IAM statements of ``function``'s execution role."""
@@ -120,8 +181,13 @@ def _copy_project(target: Path) -> None:
         if (ROOT / name).is_dir():
             shutil.copytree(ROOT / name, target / name, ignore=ignore)
     (target / ".chalice").mkdir()
-    for path in [ROOT / ".chalice" / "config.json", *(ROOT / ".chalice").glob("policy-*.json")]:
+    for path in (ROOT / ".chalice").glob("policy-*.json"):
         shutil.copy2(path, target / ".chalice" / path.name)
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text(encoding="utf-8"))
+    production = copy.deepcopy(config["stages"]["production"])
+    production["environment_variables"]["PROVIDER_SECRET_NAME"] = PROVIDER_SECRET
+    config["stages"][PROVIDER_STAGE] = production
+    (target / ".chalice" / "config.json").write_text(json.dumps(config, indent=2))
 
 
 @pytest.fixture(scope="session")
@@ -161,6 +227,12 @@ def package(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Package
 @pytest.fixture(scope="session")
 def production(package: Callable[[str], Packaged]) -> Packaged:
     return package("production")
+
+
+@pytest.fixture(scope="session")
+def with_provider_secret(package: Callable[[str], Packaged]) -> Packaged:
+    """Production with PROVIDER_SECRET_NAME set (PROVIDER_STAGE of the copy's config)."""
+    return package(PROVIDER_STAGE)
 
 
 @pytest.fixture(scope="session")

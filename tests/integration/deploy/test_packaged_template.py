@@ -11,7 +11,15 @@ from typing import Any
 
 import pytest
 
-from tests.integration.deploy.conftest import BIN, PSEUDO, Packaged, allows, as_list
+from tests.integration.deploy.conftest import (
+    BIN,
+    PROVIDER_SECRET,
+    PROVIDER_STAGE,
+    PSEUDO,
+    Packaged,
+    allows,
+    as_list,
+)
 
 FUNCTIONS = ("APIHandler", "ConsumeProcessingQueue", "SweepDeliveries")
 ACCOUNT = f"{PSEUDO['AWS::Region']}:{PSEUDO['AWS::AccountId']}"
@@ -119,9 +127,17 @@ def test_every_function_uses_the_created_queues_and_named_secrets(
     assert variables["MAIL_QUEUE_MAX_RECEIVES"] == {"Ref": "MaxReceiveCount"}
     assert variables["SECRET_NAME"] == {"Ref": "DatabaseSecretName"}
     assert variables["ADMIN_SECRET_NAME"] == {"Ref": "AdminSecretName"}
+    assert variables["PROVIDER_SECRET_NAME"] == {
+        "Fn::If": ["HasProviderSecret", {"Ref": "ProviderSecretName"}, {"Ref": "AWS::NoValue"}]
+    }
     assert variables["MMMS_STAGE"] == "production"
     assert production.defaults()["DatabaseSecretName"] == "postgresql-01-secret"
     assert production.defaults()["AdminSecretName"] == "mmms-production-admin-token"
+    # Production keeps no provider credentials in Secrets Manager: no variable at all (an
+    # empty one would make the code look up a secret named "").
+    assert production.defaults()["ProviderSecretName"] == ""
+    assert not production.condition("HasProviderSecret")
+    assert "PROVIDER_SECRET_NAME" not in production.variables(function)
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)
@@ -171,7 +187,13 @@ def test_iam_allows_what_the_code_does_on_the_named_resources_only(
     for name in ("postgresql-01-secret", "mmms-production-admin-token"):
         assert allows(statements, "secretsmanager:GetSecretValue", secret_arn(name))
         assert not allows(statements, "secretsmanager:PutSecretValue", secret_arn(name))
-    for other in ("postgresql-01-secret-other", "mmms-dev-postgresql", "someone-elses"):
+    for other in (
+        "postgresql-01-secret-other",
+        "mmms-dev-postgresql",
+        "someone-elses",
+        PROVIDER_SECRET,
+        "",
+    ):
         assert not allows(statements, "secretsmanager:GetSecretValue", secret_arn(other)), other
 
     log_stream = f"arn:aws:logs:{ACCOUNT}:log-group:/aws/lambda/fn:log-stream:x"
@@ -193,7 +215,9 @@ def test_the_dev_stage_gets_its_own_queues_and_secrets(
         "MaxReceiveCount": env["MAIL_QUEUE_MAX_RECEIVES"],
         "DatabaseSecretName": env["SECRET_NAME"],
         "AdminSecretName": env["ADMIN_SECRET_NAME"],
+        "ProviderSecretName": "",
     }
+    assert "PROVIDER_SECRET_NAME" not in dev.variables("APIHandler")
     source = next(iter(dev.resources["ConsumeProcessingQueue"]["Properties"]["Events"].values()))
     assert dev.resolve(source["Properties"]["Queue"]) == sqs_arn("mmms-dev-processing-queue")
     statements = dev.statements("ConsumeProcessingQueue")
@@ -201,3 +225,94 @@ def test_the_dev_stage_gets_its_own_queues_and_secrets(
     assert not allows(
         statements, "secretsmanager:GetSecretValue", secret_arn("postgresql-01-secret")
     )
+
+
+def secret_statement(statements: list[dict[str, Any]]) -> dict[str, Any]:
+    (statement,) = [s for s in statements if s.get("Sid") == "Secrets"]
+    return statement
+
+
+def test_a_stage_with_a_provider_secret_differs_only_in_that_parameter(
+    production: Packaged, with_provider_secret: Packaged
+) -> None:
+    # The variable and the grant hang on the Parameter, not on what Chalice wrote: the two
+    # templates are the same but for its default and Chalice's stage tag on the functions
+    # (and cfn-lint finds nothing in either).
+    def normalised(packaged: Packaged) -> Any:
+        text = json.dumps(packaged.template).replace(
+            f"stage={PROVIDER_STAGE}:", "stage=production:"
+        )
+        template = json.loads(text)
+        template["Parameters"]["ProviderSecretName"]["Default"] = "<name>"
+        return template
+
+    parameters = with_provider_secret.template["Parameters"]
+    assert parameters["ProviderSecretName"]["Default"] == PROVIDER_SECRET
+    assert normalised(with_provider_secret) == normalised(production)
+    lint = subprocess.run(
+        [str(BIN / "cfn-lint"), str(with_provider_secret.out / "sam.json")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_a_provider_secret_is_passed_and_readable_and_nothing_more(
+    production: Packaged, with_provider_secret: Packaged, function: str
+) -> None:
+    assert with_provider_secret.condition("HasProviderSecret")
+    variables = with_provider_secret.variables(function)
+    assert variables["PROVIDER_SECRET_NAME"] == PROVIDER_SECRET
+    assert {**variables, "PROVIDER_SECRET_NAME": None} == {
+        **production.variables(function),
+        "PROVIDER_SECRET_NAME": None,
+    }
+
+    statements = with_provider_secret.statements(function)
+    arn = secret_arn(PROVIDER_SECRET)
+    assert allows(statements, "secretsmanager:GetSecretValue", arn)
+    for action in ("secretsmanager:PutSecretValue", "secretsmanager:DescribeSecret"):
+        assert not allows(statements, action, arn), action
+    for other in (
+        f"{PROVIDER_SECRET}-other",
+        "mmms/production/other",
+        "mmms/production",
+        "someone-elses",
+    ):
+        assert not allows(statements, "secretsmanager:GetSecretValue", secret_arn(other)), other
+    for name in ("postgresql-01-secret", "mmms-production-admin-token"):
+        assert allows(statements, "secretsmanager:GetSecretValue", secret_arn(name))
+
+    # One more Resource in the Secrets statement, and no other change to the policy.
+    pattern = f"arn:aws:secretsmanager:{ACCOUNT}:secret:{PROVIDER_SECRET}-??????"
+    unset = production.statements(function)
+    assert secret_statement(statements)["Resource"] == [
+        *secret_statement(unset)["Resource"],
+        pattern,
+    ]
+    assert [s for s in statements if s.get("Sid") != "Secrets"] == [
+        s for s in unset if s.get("Sid") != "Secrets"
+    ]
+
+
+@pytest.mark.parametrize(("override", "granted"), [("mmms/other-providers", True), ("", False)])
+def test_the_provider_secret_follows_a_parameter_override(
+    production: Packaged, with_provider_secret: Packaged, override: str, granted: bool
+) -> None:
+    """`aws cloudformation deploy --parameter-overrides ProviderSecretName=...`."""
+    for packaged in (production, with_provider_secret):
+        deployed = packaged.with_parameters(ProviderSecretName=override)
+        for function in FUNCTIONS:
+            variables = deployed.variables(function)
+            statements = deployed.statements(function)
+            assert variables.get("PROVIDER_SECRET_NAME") == (override if granted else None)
+            assert len(secret_statement(statements)["Resource"]) == (3 if granted else 2)
+            assert (
+                allows(statements, "secretsmanager:GetSecretValue", secret_arn(override)) is granted
+            )
+            assert not allows(
+                statements, "secretsmanager:GetSecretValue", secret_arn(PROVIDER_SECRET)
+            )

@@ -4,6 +4,7 @@ stage config that `chalice deploy` uses without it."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,13 @@ from typing import Any
 import boto3
 import pytest
 
-from infra.stack import create_queue_stack, merge_template, queues_template, stage_parameters
+from infra.stack import (
+    StackError,
+    create_queue_stack,
+    merge_template,
+    queues_template,
+    stage_parameters,
+)
 from tests.integration.deploy.conftest import BIN, ROOT, allows
 from tests.support.moto_server import MotoServer
 
@@ -96,3 +103,41 @@ def test_queues_json_as_is_is_the_production_stage(tmp_path: Path) -> None:
         check=False,
     )
     assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(None, ""), ("", ""), ("mmms/production/providers", "mmms/production/providers")],
+)
+def test_the_provider_secret_parameter_comes_from_the_stage(
+    tmp_path: Path, value: str | None, expected: str
+) -> None:
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    env = config["stages"]["production"]["environment_variables"]
+    env.pop("PROVIDER_SECRET_NAME", None)
+    if value is not None:
+        env["PROVIDER_SECRET_NAME"] = value
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+
+    assert stage_parameters("production", path)["ProviderSecretName"] == expected
+    template = merge_template("production", path)
+    assert template["Parameters"]["ProviderSecretName"]["Default"] == expected
+    # The queues-only stack has no functions, hence no use for the secret.
+    assert "ProviderSecretName" not in queues_template("production", path)["Parameters"]
+
+
+@pytest.mark.parametrize("value", ["*", "mmms/*", "mmms-provider?", "has space"])
+def test_a_provider_secret_name_with_a_wildcard_is_refused(tmp_path: Path, value: str) -> None:
+    """`secret:*-??????` would grant every secret in the account."""
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    config["stages"]["dev"]["environment_variables"]["PROVIDER_SECRET_NAME"] = value
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    with pytest.raises(StackError, match="PROVIDER_SECRET_NAME"):
+        stage_parameters("dev", path)
+    # The Parameter's AllowedPattern refuses the same names as a deploy-time override.
+    allowed = merge_template("dev")["Parameters"]["ProviderSecretName"]["AllowedPattern"]
+    assert re.fullmatch(allowed, value) is None
+    assert re.fullmatch(allowed, "") is not None
+    assert re.fullmatch(allowed, "mmms/dev/providers_+=.@-1") is not None
