@@ -27,7 +27,8 @@ _ERROR_DESCRIPTIONS = {
     415: "Unsupported media type",
     422: "Validation failed",
     429: "Rate limited",
-    503: "Service unavailable",
+    503: "Service unavailable: database or queue unreachable. Recipients already recorded are"
+    " queued automatically when it is back; retry with the same email_id (never a new one)",
     500: "Internal error",
 }
 _ALWAYS = (405, 500)
@@ -99,8 +100,16 @@ def _operation(spec: RouteSpec, refs: dict[type[BaseModel], str]) -> dict[str, A
     for status, (description, model) in spec.extra_responses.items():
         responses[str(status)] = _success(description, model, refs)
     error_ref = {"application/json": {"schema": {"$ref": refs[ErrorEnvelope]}}}
-    for status in sorted({*spec.error_statuses, *_ALWAYS}):
+    always = (*_ALWAYS, 415) if spec.request_model is not None else _ALWAYS
+    for status in sorted({*spec.error_statuses, *always}):
         responses[str(status)] = {"description": _ERROR_DESCRIPTIONS[status], "content": error_ref}
+        if status == 429:
+            responses["429"]["headers"] = {
+                "Retry-After": {
+                    "description": "Seconds until the key's window ends",
+                    "schema": {"type": "integer", "minimum": 1},
+                }
+            }
     operation["responses"] = responses
     return operation
 

@@ -5,9 +5,10 @@ Contract and quirks:
 - Connections are pooled: a send takes an idle connection (or opens one) and gives it back
   afterwards, so a consumer batch reuses them; at most ``max_connections`` sends run at once
   (the consumer sends a batch concurrently; SMTP cannot pipeline messages on one
-  connection). :meth:`SmtpProvider.close` QUITs the idle ones. If a reused connection turns
-  out to have been dropped by the server (``SMTPServerDisconnected`` or a reset socket), it
-  reconnects once and sends again. After any other failure the connection is discarded.
+  connection). :meth:`SmtpProvider.close` QUITs the idle ones. An idle connection is checked
+  with NOOP before reuse and replaced when the server dropped it; a send that fails once
+  begun is never repeated here (the server may have accepted it). After any failure the
+  connection is discarded.
 - The envelope lists every recipient (To, Cc and Bcc); the headers never contain Bcc.
 - ``security``: ``"starttls"`` (submission, port 587), ``"ssl"`` (implicit TLS, port 465)
   or ``"none"`` (local relays and test servers only). Certificates are verified with
@@ -109,31 +110,38 @@ class SmtpProvider:
     def _deliver(
         self, mime: EmailMessage, sender: str, recipients: list[str]
     ) -> dict[str, tuple[int, bytes]]:
-        """Send on a pooled connection, given back on success and closed on any failure."""
-        with self._lock:
-            connection = self._idle.pop() if self._idle else None
-        reused = connection is not None
-        if connection is None:
-            connection = self._connect()
+        """Send on a live pooled connection, given back on success and closed on any failure.
+
+        Once ``send_message`` has begun it is never repeated: a drop after the final "." may
+        come after the server accepted the message, and sending again would duplicate it.
+        """
+        connection = self._checkout()
         try:
             refused = connection.send_message(mime, sender, recipients)
-        except (smtplib.SMTPServerDisconnected, ConnectionError):
-            connection.close()
-            if not reused:
-                raise
-            # The server closed the idle connection we kept: one fresh attempt.
-            connection = self._connect()
-            try:
-                refused = connection.send_message(mime, sender, recipients)
-            except BaseException:
-                connection.close()
-                raise
         except BaseException:
             connection.close()
             raise
         with self._lock:
             self._idle.append(connection)
         return refused
+
+    def _checkout(self) -> smtplib.SMTP:
+        """An idle connection that still answers NOOP, else a new one.
+
+        Servers close idle connections (Postfix after 300 s, often with a 421 first): checking
+        before use costs one round trip and keeps those closes from failing a send.
+        """
+        while True:
+            with self._lock:
+                connection = self._idle.pop() if self._idle else None
+            if connection is None:
+                return self._connect()
+            try:
+                if connection.noop()[0] == 250:
+                    return connection
+            except (smtplib.SMTPException, OSError):
+                pass
+            connection.close()
 
     def _connect(self) -> smtplib.SMTP:
         context = self._ssl_context or ssl.create_default_context()

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pydantic import ValidationError
+
 from chalicelib.errors import (
     BusinessRuleError,
     PayloadTooLargeError,
@@ -94,29 +96,37 @@ class MailService:
         _render_all(jobs)
         prepared = [Prepared(job, job.model_dump_json()) for job in jobs]
         self._check_queue_sizes(prepared)
-        self._keep_content(api_key_id, request.email_id, email_content(jobs[0]))
+        stored = self._keep_content(api_key_id, request.email_id, email_content(jobs[0]))
         if len(prepared) == 1:
-            return self._send_now(api_key_id, prepared[0])
-        return self._enqueue(api_key_id, request.email_id, prepared)
+            return self._send_now(api_key_id, prepared[0], stored)
+        return self._enqueue(api_key_id, request.email_id, prepared, stored)
 
-    def _send_now(self, api_key_id: uuid.UUID, item: Prepared) -> SingleOutcome:
+    def _send_now(
+        self, api_key_id: uuid.UUID, item: Prepared, stored: dict[str, Any]
+    ) -> SingleOutcome:
         job = item.job
         inserted = self._repo.insert_new(api_key_id, [new_delivery(job)])
         if job.recipient_id not in inserted:
             current = self._repo.find(api_key_id, job.email_id, job.recipient_id)
-            self._dispatch_stale({current.email_recipient_id: current}, [item])
+            self._dispatch_stale([current], stored)
             return SingleOutcome(DeliveryOutcome(Outcome.DONE, current))
         outcome = self._delivery.deliver(job, inserted[job.recipient_id])
         if outcome.kind is Outcome.RETRY:
             self._queue_or_explain([outcome.delivery], [item.body])
         return SingleOutcome(outcome)
 
-    def _enqueue(self, api_key_id: uuid.UUID, email_id: str, items: list[Prepared]) -> BulkOutcome:
+    def _enqueue(
+        self,
+        api_key_id: uuid.UUID,
+        email_id: str,
+        items: list[Prepared],
+        stored: dict[str, Any],
+    ) -> BulkOutcome:
         rids = [item.job.recipient_id for item in items]
         inserted = self._repo.insert_new(api_key_id, [new_delivery(i.job) for i in items])
         existing = [rid for rid in rids if rid not in inserted]
         records = {**self._repo.find_many(api_key_id, email_id, existing), **inserted}
-        self._dispatch_stale({rid: records[rid] for rid in existing}, items)
+        self._dispatch_stale([records[rid] for rid in existing], stored)
         new_items = [item for item in items if item.job.recipient_id in inserted]
         self._queue_or_explain(
             [records[item.job.recipient_id] for item in new_items],
@@ -142,33 +152,44 @@ class MailService:
                 " (posting the same request again is safe)"
             )
 
-    def _keep_content(self, api_key_id: uuid.UUID, email_id: str, content: dict[str, Any]) -> None:
-        """Store the email's content; an ``email_id`` already used for other content is a 400."""
+    def _keep_content(
+        self, api_key_id: uuid.UUID, email_id: str, content: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Store the email's content and return what is stored for it.
+
+        An ``email_id`` already used for other content is a 400. Both sides are compared
+        through today's model, so content stored by an earlier release (a field added since,
+        a normalisation changed) still matches a faithful replay.
+        """
         stored = self._repo.save_email(api_key_id, email_id, content)
-        if stored != content:
+        before = _normalized(stored)
+        if before is not None and before != _normalized(content):
             raise BusinessRuleError(
                 f"email_id {email_id!r} was already used for a different email (subject,"
                 " templates, sender, attachments or options differ); use a new email_id",
                 details={"email_id": email_id},
             )
+        return stored
 
-    def _dispatch_stale(self, rows: dict[str, Delivery], items: list[Prepared]) -> None:
-        """Queue again the recorded recipients whose message never reached the queue."""
+    def _dispatch_stale(self, rows: list[Delivery], stored: dict[str, Any]) -> None:
+        """Queue again the recorded recipients whose message never reached the queue.
+
+        Their messages are rebuilt from what is recorded (the stored content and each row),
+        like the sweep does, not from the replayed request.
+        """
         cutoff = datetime.now(UTC) - timedelta(seconds=self._limits.redispatch_after_seconds)
         stale = [
-            item
-            for item in items
-            if (row := rows.get(item.job.recipient_id)) is not None
-            and row.status is DeliveryState.QUEUED
+            row
+            for row in rows
+            if row.status is DeliveryState.QUEUED
             and row.dispatched_at is None
             and row.queued_at < cutoff
         ]
         if not stale:
             return
-        failed = set(self._queue.send_many([item.body for item in stale]))
-        self._repo.mark_dispatched(
-            [rows[item.job.recipient_id].id for i, item in enumerate(stale) if i not in failed]
-        )
+        bodies = [job_from_content(stored, row).model_dump_json() for row in stale]
+        failed = set(self._queue.send_many(bodies))
+        self._repo.mark_dispatched([row.id for i, row in enumerate(stale) if i not in failed])
 
     def _check_limits(self, request: SendMailRequest) -> None:
         limits = self._limits
@@ -251,6 +272,15 @@ def build_jobs(
 def email_content(job: ProcessingMessage) -> dict[str, Any]:
     """What all recipients of ``job``'s email share (stored once per email)."""
     return job.model_dump(mode="json", exclude=set(RECIPIENT_FIELDS))
+
+
+def _normalized(content: dict[str, Any]) -> dict[str, Any] | None:
+    """``content`` as today's model writes it (None when it no longer validates)."""
+    placeholder = {"recipient_email": "placeholder@example.com", "email_recipient_id": "x"}
+    try:
+        return email_content(ProcessingMessage.model_validate({**content, **placeholder}))
+    except ValidationError:
+        return None
 
 
 def job_from_content(content: dict[str, Any], row: Delivery) -> ProcessingMessage:

@@ -220,3 +220,35 @@ def test_a_receipt_the_database_cannot_take_yet_waits_on_the_queue_without_dead_
         QueueUrl=queues.processing, AttributeNames=["ApproximateNumberOfMessagesDelayed"]
     )["Attributes"]["ApproximateNumberOfMessagesDelayed"]
     assert delayed == "1"
+
+
+def test_a_replay_requeues_what_was_recorded_not_what_was_replayed(
+    wire: Wire, api: Client, api_key: str, queues: Queues, clean_database: str
+) -> None:
+    provider = FakeProvider("fake")
+    services = wire(sender=provider, redispatch_after_seconds=0.01)
+    record_without_queueing(services, key_id(clean_database), seed_request())
+    time.sleep(0.05)
+    changed = seed_request(
+        recipients=[
+            {"name": "Mallory", "mail": "mallory@example.org", "emailRecipientId": "recipient-123"}
+        ]
+    )
+
+    call(api, "POST", "/v1/mail", body=changed, headers=mail_headers(api_key))
+    consume_until_empty(services, queues)
+
+    assert [m.to[0].email for m in provider.sent] == ["john@example.com"]
+
+
+def test_content_stored_by_an_earlier_release_still_matches_a_faithful_replay(
+    wire: Wire, api: Client, api_key: str, clean_database: str
+) -> None:
+    wire(sender=FakeProvider("fake"))
+    first = call(api, "POST", "/v1/mail", body=seed_request(), headers=mail_headers(api_key))
+    with psycopg.connect(clean_database) as conn:  # a field this release added, absent before
+        conn.execute("UPDATE emails SET content = content - 'list_unsubscribe'")
+
+    again = call(api, "POST", "/v1/mail", body=seed_request(), headers=mail_headers(api_key))
+
+    assert first.status == again.status == 200

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -159,3 +161,50 @@ def test_close_is_safe_twice(smtp: SmtpProvider) -> None:
     smtp.send(make_message())
     smtp.close()
     smtp.close()
+
+
+def test_a_send_dropped_after_the_message_was_accepted_is_not_sent_again() -> None:
+    """A server that takes the second message, then drops before replying 250."""
+    accepted: list[int] = []
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def serve(conn: socket.socket, number: int) -> None:
+        stream = conn.makefile("rb")
+        conn.sendall(b"220 test\r\n")
+        while line := stream.readline():
+            if line[:4].upper() == b"DATA":
+                conn.sendall(b"354 go\r\n")
+                while stream.readline() not in (b".\r\n", b""):
+                    pass
+                accepted.append(number)
+                if len(accepted) == 2:  # committed, then the connection drops
+                    conn.close()
+                    return
+                conn.sendall(b"250 ok\r\n")
+            elif line[:4].upper() == b"QUIT":
+                conn.sendall(b"221 bye\r\n")
+                break
+            else:
+                conn.sendall(b"250 ok\r\n")
+        conn.close()
+
+    def accept_all() -> None:
+        for number in range(1, 10):
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(conn, number), daemon=True).start()
+
+    threading.Thread(target=accept_all, daemon=True).start()
+    provider = SmtpProvider("127.0.0.1", listener.getsockname()[1], security="none", timeout=5)
+    try:
+        provider.send(make_message(subject="first"))
+        with pytest.raises(ProviderUnavailableError):
+            provider.send(make_message(subject="second"))
+    finally:
+        listener.close()
+
+    assert accepted == [1, 1]  # the second message reached the server once, not twice
