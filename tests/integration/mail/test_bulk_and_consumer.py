@@ -18,7 +18,7 @@ from tests.integration.mail.conftest import (
     three_recipients,
 )
 from tests.support.fake_providers import FakeProvider
-from tests.support.http import call
+from tests.support.http import Answer, call
 from tests.support.moto_server import MotoServer
 from tests.support.queues import Queues, consume_once, consume_until_empty
 from tests.support.senders import RecipientOutage
@@ -39,14 +39,20 @@ SEED_MESSAGE_FIELDS = {
 }
 
 
-def bulk(api: Client, key: str, **overrides: object) -> dict[str, object]:
-    answer = call(
+def post_bulk(api: Client, key: str, **overrides: object) -> Answer:
+    """POST the seed's email to the three recipients."""
+    return call(
         api,
         "POST",
         "/v1/mail",
         headers=mail_headers(key),
         body=seed_request(recipients=three_recipients(), **overrides),
     )
+
+
+def bulk(api: Client, key: str, **overrides: object) -> dict[str, object]:
+    """post_bulk, expecting 202; its data."""
+    answer = post_bulk(api, key, **overrides)
     assert answer.status == 202, answer.json
     data: dict[str, object] = answer.json["data"]
     return data
@@ -106,13 +112,7 @@ def test_posting_the_same_bulk_email_again_queues_nothing_new(
     bulk(api, api_key)
     consume_until_empty(services, queues)
 
-    again = call(
-        api,
-        "POST",
-        "/v1/mail",
-        headers=mail_headers(api_key),
-        body=seed_request(recipients=three_recipients()),
-    )
+    again = post_bulk(api, api_key)
 
     assert queues.count(queues.processing) == 0
     assert again.status == 202
@@ -277,13 +277,7 @@ def test_a_bulk_request_the_queue_cannot_take_is_503_and_is_queued_once_it_is_ba
 ) -> None:
     wire(sender=FakeProvider("fake"), mail_queue_url="http://127.0.0.1:9/000000000000/down")
 
-    answer = call(
-        api,
-        "POST",
-        "/v1/mail",
-        headers=mail_headers(api_key),
-        body=seed_request(recipients=three_recipients()),
-    )
+    answer = post_bulk(api, api_key)
 
     assert answer.status == 503
     assert answer.json["error_type"] == "service_unavailable"
@@ -297,13 +291,7 @@ def test_a_bulk_request_the_queue_cannot_take_is_503_and_is_queued_once_it_is_ba
     time.sleep(0.05)
     assert services.recovery.sweep().redispatched == 3
     consume_until_empty(services, queues)
-    again = call(
-        api,
-        "POST",
-        "/v1/mail",
-        headers=mail_headers(api_key),
-        body=seed_request(recipients=three_recipients()),
-    )
+    again = post_bulk(api, api_key)
 
     assert len(provider.sent) == 3
     assert [r["status"] for r in again.json["data"]["recipients"]] == ["sent"] * 3

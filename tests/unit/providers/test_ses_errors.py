@@ -1,10 +1,16 @@
-"""SesProvider's error translation and tag sanitising, with botocore's own Stubber."""
+"""SesProvider's error translation and tag sanitising.
+
+moto's SES cannot throttle, fail with 5xx or suspend an account, so these cases use a
+hand-written client that raises the ``ClientError`` botocore builds from such an answer
+(no boto3 call is patched; the happy paths run against moto in tests/integration).
+"""
 
 from __future__ import annotations
 
-import boto3
+from typing import Any
+
 import pytest
-from botocore.stub import Stubber
+from botocore.exceptions import ClientError
 
 from chalicelib.errors import MessageRejectedError, ProviderError, ProviderUnavailableError
 from chalicelib.providers.ses import SesProvider, sanitise_tags
@@ -29,21 +35,29 @@ from tests.support.fake_providers import make_message
     ],
 )
 def test_ses_errors_are_translated(code: str, status: int, expected: type[ProviderError]) -> None:
-    client = boto3.client(
-        "sesv2", region_name="eu-central-1", aws_access_key_id="x", aws_secret_access_key="x"
-    )
-    with Stubber(client) as stubber:
-        stubber.add_client_error(
-            "send_email",
-            service_error_code=code,
-            service_message="refused",
-            http_status_code=status,
-        )
-        with pytest.raises(expected) as raised:
-            SesProvider(client).send(make_message())
+    client = AnsweringSes(code, status)
 
+    with pytest.raises(expected) as raised:
+        SesProvider(client).send(make_message())  # type: ignore[arg-type]
+
+    assert client.requests[0]["Destination"]["ToAddresses"][0].endswith("<alice@example.org>")
     assert raised.value.response["Error"]["Code"] == code
     assert raised.value.response["HTTPStatusCode"] == status
+
+
+class AnsweringSes:
+    """An SES v2 client that answers every SendEmail with one error, and keeps the requests."""
+
+    def __init__(self, code: str, status: int) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self._answer = {
+            "Error": {"Code": code, "Message": "refused"},
+            "ResponseMetadata": {"HTTPStatusCode": status},
+        }
+
+    def send_email(self, **request: Any) -> dict[str, Any]:
+        self.requests.append(request)
+        raise ClientError(self._answer, "SendEmail")  # type: ignore[arg-type]
 
 
 def test_tags_are_reduced_to_the_characters_ses_accepts() -> None:
