@@ -25,14 +25,14 @@ from mmms_local.local_queue import LocalQueue
 
 _pages = Environment(autoescape=True)
 
-_LAYOUT = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+_LAYOUT = _pages.from_string("""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <title>{{ title }} · MMMS outbox</title><style>
 body{font:15px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:70rem;padding:0 1rem;color:#222}
 table{border-collapse:collapse;width:100%;margin:1rem 0}td,th{border-bottom:1px solid #ddd;
 padding:.35rem .5rem;text-align:left;vertical-align:top}th{background:#f6f6f6}
 iframe{width:100%;height:28rem;border:1px solid #ccc}pre{background:#f6f6f6;padding:1rem;
 white-space:pre-wrap}.sent{color:#087f23}.failed{color:#b00020}.queued{color:#8a6d00}
-</style></head><body><h1>{{ title }}</h1>{{ body }}</body></html>"""
+</style></head><body><h1>{{ title }}</h1>{{ body }}</body></html>""")
 
 _INDEX = _pages.from_string("""
 <p>Emails the <code>capture</code> provider stored in <code>{{ folder }}</code>, newest
@@ -135,7 +135,7 @@ def _parts(message: EmailMessage) -> dict[str, Any]:
 def _html(title: str, body: str) -> Response:
     from markupsafe import Markup
 
-    page = _pages.from_string(_LAYOUT).render(title=title, body=Markup(body))  # noqa: S704 - rendered above with autoescape
+    page = _LAYOUT.render(title=title, body=Markup(body))  # noqa: S704 - rendered above with autoescape
     return Response(
         body=page, status_code=200, headers={"Content-Type": "text/html; charset=utf-8"}
     )

@@ -118,12 +118,12 @@ class Router:
         def endpoint(**params: str) -> Response:
             request = self._app.current_request
             assert request is not None  # noqa: S101 - Chalice sets it before calling views
-            ctx = RequestContext(request=request, request_id=_request_id())
             # Only a body needs the settings: GET /v1/health stays free of any set-up.
             if request.raw_body:
                 max_bytes = self._services().settings.max_body_bytes
                 if len(request.raw_body) > max_bytes:
                     raise PayloadTooLargeError(f"Request body exceeds {max_bytes} bytes")
+            caller = None
             if spec.auth is Auth.ADMIN:
                 self._services().admin.authenticate(request.headers.get("authorization"))
             elif spec.auth is Auth.API_KEY:
@@ -133,7 +133,7 @@ class Router:
                 CALLER_KEY_ID.set(str(caller.key_id))
                 VERIFIED_ORIGIN.set(caller.origin)
                 self._services().rate_limiter.check(caller.key_id)
-                ctx = RequestContext(request=request, request_id=ctx.request_id, caller=caller)
+            ctx = RequestContext(request=request, request_id=_request_id(), caller=caller)
             return view(ctx, **params)
 
         endpoint.__name__ = spec.name

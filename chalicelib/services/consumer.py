@@ -42,9 +42,11 @@ class Verdict(enum.Enum):
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    max_receives: int = 5
-    base_delay_seconds: int = 30
-    max_delay_seconds: int = 900
+    """Backoff and the last receive; built from the settings, which hold the defaults."""
+
+    max_receives: int
+    base_delay_seconds: int
+    max_delay_seconds: int
 
     def delay_for(self, receive_count: int) -> int:
         return int(

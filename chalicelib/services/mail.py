@@ -45,12 +45,14 @@ RECIPIENT_FIELDS = frozenset(
 
 @dataclass(frozen=True)
 class MailLimits:
-    max_recipients: int = 10_000
-    max_template_bytes: int = 512 * 1024
-    max_attachment_bytes: int = 5 * 1024 * 1024
-    max_queue_message_bytes: int = 262_144
-    max_request_queue_bytes: int = 64 * 1024 * 1024
-    redispatch_after_seconds: float = 60.0
+    """The request limits; built from the settings, which hold the defaults (one source)."""
+
+    max_recipients: int
+    max_template_bytes: int
+    max_attachment_bytes: int
+    max_queue_message_bytes: int
+    max_request_queue_bytes: int
+    redispatch_after_seconds: float
 
 
 @dataclass(frozen=True)
