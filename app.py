@@ -13,7 +13,15 @@ from typing import Any
 from chalice.app import Chalice, Cron, Response, SQSEvent
 
 from chalicelib.bootstrap import container
-from chalicelib.controllers import api_keys, health, mail, queue_consumer
+from chalicelib.controllers import (
+    api_keys,
+    health,
+    mail,
+    queue_consumer,
+    status,
+    suppressions,
+    webhooks,
+)
 from chalicelib.http.context import RequestContext
 from chalicelib.http.cors import configured_allow_list, origin_of_a_live_key
 from chalicelib.http.middleware import make_http_middleware
@@ -24,6 +32,17 @@ from chalicelib.models.api_keys import (
     ApiKeyDeleted,
     CreateApiKeyRequest,
     OriginsAdded,
+)
+from chalicelib.models.lifecycle import (
+    AddSuppressionsRequest,
+    EmailStatusData,
+    EmailStatusQuery,
+    RecipientStatusData,
+    SuppressionDeleted,
+    SuppressionList,
+    SuppressionQuery,
+    SuppressionsAdded,
+    WebhookAccepted,
 )
 from chalicelib.models.mail import BulkAcceptedData, SendMailRequest, SingleSendData
 
@@ -107,6 +126,93 @@ def send_mail(ctx: RequestContext) -> Response:
 
 
 @router.route(
+    "/v1/mail/{email_id}",
+    "GET",
+    summary="An email's recipients and their statuses (paged)",
+    auth=Auth.API_KEY,
+    query_model=EmailStatusQuery,
+    response_model=EmailStatusData,
+    error_statuses=(401, 404, 422, 429, 503),
+)
+def get_email_status(ctx: RequestContext, email_id: str) -> Response:
+    return status.email_status(ctx, container(), email_id)
+
+
+@router.route(
+    "/v1/mail/{email_id}/recipients/{email_recipient_id}",
+    "GET",
+    summary="One recipient's status and events",
+    auth=Auth.API_KEY,
+    response_model=RecipientStatusData,
+    error_statuses=(401, 404, 429, 503),
+)
+def get_recipient_status(ctx: RequestContext, email_id: str, email_recipient_id: str) -> Response:
+    return status.recipient_status(ctx, container(), email_id, email_recipient_id)
+
+
+@router.route(
+    "/v1/suppressions",
+    "GET",
+    summary="The suppression list (paged), or one address",
+    auth=Auth.ADMIN,
+    query_model=SuppressionQuery,
+    response_model=SuppressionList,
+    error_statuses=(401, 422, 503),
+)
+def list_suppressions(ctx: RequestContext) -> Response:
+    return suppressions.list_suppressions(ctx, container())
+
+
+@router.route(
+    "/v1/suppressions",
+    "POST",
+    summary="Suppress addresses (reason manual)",
+    auth=Auth.ADMIN,
+    request_model=AddSuppressionsRequest,
+    response_model=SuppressionsAdded,
+    error_statuses=(401, 413, 422, 503),
+)
+def add_suppressions(ctx: RequestContext) -> Response:
+    return suppressions.add_suppressions(ctx, container())
+
+
+@router.route(
+    "/v1/suppressions/{address}",
+    "DELETE",
+    summary="Remove an address from the suppression list",
+    auth=Auth.ADMIN,
+    response_model=SuppressionDeleted,
+    error_statuses=(401, 404, 503),
+)
+def delete_suppression(ctx: RequestContext, address: str) -> Response:
+    return suppressions.delete_suppression(ctx, container(), address)
+
+
+@router.route(
+    "/v1/events/mailgun",
+    "POST",
+    summary="Mailgun webhook (signed with MAILGUN_WEBHOOK_SIGNING_KEY)",
+    auth=Auth.PUBLIC,
+    response_model=WebhookAccepted,
+    error_statuses=(401, 404, 413, 422, 503),
+)
+def mailgun_events(ctx: RequestContext) -> Response:
+    return webhooks.mailgun(ctx, container())
+
+
+@router.route(
+    "/v1/events/sendgrid",
+    "POST",
+    summary="SendGrid Event Webhook (signed, SENDGRID_WEBHOOK_PUBLIC_KEY)",
+    auth=Auth.PUBLIC,
+    response_model=WebhookAccepted,
+    error_statuses=(401, 404, 413, 422, 503),
+)
+def sendgrid_events(ctx: RequestContext) -> Response:
+    return webhooks.sendgrid(ctx, container())
+
+
+@router.route(
     "/v1/openapi.json", "GET", summary="This API's OpenAPI 3.1 document", auth=Auth.PUBLIC
 )
 def get_openapi(ctx: RequestContext) -> Response:
@@ -133,6 +239,14 @@ router.finish()
 def consume_processing_queue(event: SQSEvent) -> dict[str, Any]:
     records = queue_consumer.records_from_sqs_event([r.to_dict() for r in event])
     return queue_consumer.handle_processing_batch(records, container())
+
+
+@app.on_sqs_message(
+    queue=os.environ.get("MAIL_EVENTS_QUEUE_NAME", "mmms-email-events-queue"), batch_size=10
+)
+def consume_events_queue(event: SQSEvent) -> dict[str, Any]:
+    records = queue_consumer.records_from_sqs_event([r.to_dict() for r in event])
+    return queue_consumer.handle_events_batch(records, container())
 
 
 @app.schedule(Cron("*/5", "*", "*", "*", "?", "*"))

@@ -17,19 +17,28 @@ from chalicelib.config import Settings, load_settings
 from chalicelib.db import Database
 from chalicelib.errors import ConfigurationError
 from chalicelib.logs import configure_logging
-from chalicelib.providers.factory import build_provider_chain, load_provider_settings
+from chalicelib.providers.factory import (
+    build_provider_chain,
+    build_test_sender,
+    load_provider_settings,
+)
 from chalicelib.queues.base import ProcessingQueue, ResultQueue
 from chalicelib.queues.sqs import SqsProcessingQueue, SqsResultQueue
 from chalicelib.repositories.api_keys import ApiKeyRepository
 from chalicelib.repositories.deliveries import DeliveryRepository
 from chalicelib.repositories.rate_limits import RateLimitRepository
+from chalicelib.repositories.suppressions import SuppressionRepository, WebhookTokenRepository
 from chalicelib.secrets import SecretStore
 from chalicelib.services.api_keys import AdminAuthenticator, ApiKeyService
 from chalicelib.services.consumer import QueueConsumer, RetryPolicy
 from chalicelib.services.delivery import DeliveryService, MailSender
+from chalicelib.services.events import EventService, InlineEvents
 from chalicelib.services.mail import MailLimits, MailService
 from chalicelib.services.rate_limit import RateLimiter
 from chalicelib.services.recovery import RecoveryService
+from chalicelib.services.status import StatusService
+from chalicelib.services.suppressions import SuppressionService
+from chalicelib.services.webhooks import WebhookKeys, WebhookService
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -51,6 +60,12 @@ class Container:
     consumer: QueueConsumer
     recovery: RecoveryService
     rate_limiter: RateLimiter
+    suppressions: SuppressionService
+    events: EventService
+    events_queue: ProcessingQueue | None
+    status: StatusService
+    webhooks: WebhookService
+    webhook_tokens: WebhookTokenRepository
 
     def close(self) -> None:
         close = getattr(self.sender, "close", None)
@@ -143,12 +158,31 @@ def provider_secrets(settings: Settings, secrets: SecretStore) -> dict[str, Any]
     return {str(key).lower(): value for key, value in values.items()}
 
 
+def webhook_keys(settings: Settings) -> WebhookKeys:
+    public_key = None
+    if settings.sendgrid_webhook_public_key:
+        from chalicelib.events.sendgrid import load_public_key
+
+        try:
+            public_key = load_public_key(settings.sendgrid_webhook_public_key)
+        except ValueError as err:
+            raise ConfigurationError(str(err)) from err
+    signing_key = settings.mailgun_webhook_signing_key
+    return WebhookKeys(
+        mailgun_signing_key=signing_key.get_secret_value() if signing_key else None,
+        sendgrid_public_key=public_key,
+        max_age_seconds=settings.webhook_max_age_seconds,
+        max_events=settings.webhook_max_events,
+    )
+
+
 def build_container(
     settings: Settings,
     *,
     sender: MailSender | None = None,
     processing_queue: ProcessingQueue | None = None,
     result_queue: ResultQueue | None = None,
+    events_queue: ProcessingQueue | None = None,
 ) -> Container:
     """Wire everything from ``settings``; tests and the local runner may pass their own parts."""
     configure_logging(settings.log_level)
@@ -160,17 +194,32 @@ def build_container(
         max_size=max(settings.db_pool_max_size, settings.consumer_concurrency // 2),
         timeout_seconds=settings.db_connect_timeout_seconds,
     )
+    keys = webhook_keys(settings)
+    provider_settings = load_provider_settings(**provider_secrets(settings, secrets))
     if sender is None:
         sender = build_provider_chain(
-            load_provider_settings(**provider_secrets(settings, secrets)),
-            ses_client_factory=lambda: aws.client("sesv2"),
+            provider_settings, ses_client_factory=lambda: aws.client("sesv2")
         )
     processing = processing_queue or SqsProcessingQueue(aws.sqs, str(settings.mail_queue_url))
     results = result_queue or SqsResultQueue(aws.sqs, str(settings.mail_result_queue_url))
+    if events_queue is None and settings.mail_events_queue_url:
+        events_queue = SqsProcessingQueue(aws.sqs, settings.mail_events_queue_url)
+    inline_events = InlineEvents()
     deliveries = DeliveryRepository(database)
+    suppressions = SuppressionService(SuppressionRepository(database))
     delivery = DeliveryService(
-        deliveries, sender, results, processing, lease_seconds=settings.send_lease_seconds
+        deliveries,
+        sender,
+        results,
+        processing,
+        lease_seconds=settings.send_lease_seconds,
+        test_sender=build_test_sender(provider_settings),
+        suppressed=suppressions.detail_for,
+        events=events_queue or inline_events,
     )
+    events = EventService(deliveries, suppressions, delivery)
+    inline_events.bind(events)
+    webhook_tokens = WebhookTokenRepository(database)
     return Container(
         settings=settings,
         database=database,
@@ -193,6 +242,7 @@ def build_container(
                 max_request_queue_bytes=settings.max_request_queue_bytes,
                 redispatch_after_seconds=settings.redispatch_after_seconds,
             ),
+            suppressions,
         ),
         consumer=QueueConsumer(
             deliveries,
@@ -212,6 +262,12 @@ def build_container(
             abandon_after_seconds=settings.abandon_after_seconds,
         ),
         rate_limiter=RateLimiter(RateLimitRepository(database), settings.rate_limit_per_minute),
+        suppressions=suppressions,
+        events=events,
+        events_queue=events_queue,
+        status=StatusService(deliveries),
+        webhooks=WebhookService(events, webhook_tokens, keys),
+        webhook_tokens=webhook_tokens,
     )
 
 

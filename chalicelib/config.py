@@ -40,9 +40,17 @@ class Settings(BaseSettings):
     # ({"SMTP_PASSWORD": "...", "SENDGRID_API_KEY": "..."}) that wins over the environment.
     provider_secret_name: str | None = None
 
-    # Queues (bulk fan-out and status reports).
+    # Queues (bulk fan-out and status reports), and SES events (SNS → SQS). Without an events
+    # queue, simulated events (test keys) are applied at once instead of queued.
     mail_queue_url: str | None = None
     mail_result_queue_url: str | None = None
+    mail_events_queue_url: str | None = None
+
+    # Provider webhooks: a route exists only when its key is set.
+    mailgun_webhook_signing_key: SecretStr | None = None
+    sendgrid_webhook_public_key: str | None = None
+    webhook_max_age_seconds: float = Field(default=300.0, gt=0)
+    webhook_max_events: int = Field(default=1000, ge=1)
 
     # AWS: region, and an endpoint for emulators (boto3 also reads AWS_ENDPOINT_URL itself).
     aws_region: str | None = Field(default=None, validation_alias="AWS_REGION")

@@ -20,7 +20,7 @@ from chalicelib.models.common import Envelope, ErrorEnvelope
 _REF = "#/components/schemas/{model}"
 _ERROR_DESCRIPTIONS = {
     400: "Business rule broken or message rejected",
-    401: "Unauthorized",
+    401: "Unauthorized (for webhooks: a missing, bad or stale signature, or a replay)",
     404: "Not found",
     405: "Method not allowed",
     413: "Payload too large",
@@ -80,6 +80,8 @@ def _operation(spec: RouteSpec, refs: dict[type[BaseModel], str]) -> dict[str, A
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
         for name in re.findall(r"{(\w+)}", spec.path)
     ]
+    if spec.query_model is not None:
+        parameters += _query_parameters(spec.query_model)
     if spec.auth is Auth.API_KEY:
         operation["security"] = [{"ApiKey": []}]
         parameters.append(
@@ -112,6 +114,32 @@ def _operation(spec: RouteSpec, refs: dict[type[BaseModel], str]) -> dict[str, A
             }
     operation["responses"] = responses
     return operation
+
+
+def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
+    """One optional query parameter per field of ``model``, its schema inlined."""
+    schema = model.model_json_schema()
+    definitions = schema.get("$defs", {})
+    return [
+        {
+            "name": name,
+            "in": "query",
+            "required": name in schema.get("required", []),
+            "schema": _inline(prop, definitions),
+        }
+        for name, prop in schema.get("properties", {}).items()
+    ]
+
+
+def _inline(node: Any, definitions: dict[str, Any]) -> Any:
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            return _inline(definitions[ref.removeprefix("#/$defs/")], definitions)
+        return {key: _inline(value, definitions) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_inline(item, definitions) for item in node]
+    return node
 
 
 def _envelope(model: type[BaseModel]) -> type[BaseModel]:

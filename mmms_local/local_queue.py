@@ -19,6 +19,7 @@ from chalicelib.queues.base import QueueRecord
 
 PROCESSING = "processing"
 RESULTS = "results"
+EVENTS = "events"
 DEAD_LETTER = "dead-letter"
 
 _SCHEMA = """

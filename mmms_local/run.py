@@ -68,14 +68,20 @@ def _stop_on_signal(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def _build(local_queues: bool) -> tuple[Any, Any, Any, Any]:
-    """(settings, services, receive function, queue database or None)."""
+def _build(local_queues: bool) -> tuple[Any, Any, Any, Any, Any]:
+    """(settings, services, receive, receive events or None, queue database or None)."""
     from chalicelib.bootstrap import AwsClients, build_container
     from chalicelib.config import load_settings
     from chalicelib.db import Database
     from chalicelib.errors import ConfigurationError
     from chalicelib.migrate import apply_migrations
-    from mmms_local.local_queue import PROCESSING, RESULTS, LocalQueue, ensure_queue_table
+    from mmms_local.local_queue import (
+        EVENTS,
+        PROCESSING,
+        RESULTS,
+        LocalQueue,
+        ensure_queue_table,
+    )
     from mmms_local.worker import sqs_receiver
 
     try:
@@ -84,15 +90,22 @@ def _build(local_queues: bool) -> tuple[Any, Any, Any, Any]:
         sys.exit(f"mmms: {err}")
     apply_migrations(os.environ["DATABASE_URL"])
     if not local_queues:
-        receive = sqs_receiver(AwsClients(settings).sqs(), str(settings.mail_queue_url))
-        return settings, build_container(settings), receive, None
+        sqs = AwsClients(settings).sqs()
+        receive = sqs_receiver(sqs, str(settings.mail_queue_url))
+        events_url = settings.mail_events_queue_url
+        receive_events = sqs_receiver(sqs, events_url) if events_url else None
+        return settings, build_container(settings), receive, receive_events, None
     queue_db = Database(os.environ["DATABASE_URL"], max_size=4)
     ensure_queue_table(queue_db)
     processing = LocalQueue(queue_db, PROCESSING, max_receives=settings.mail_queue_max_receives)
+    events = LocalQueue(queue_db, EVENTS, max_receives=settings.mail_queue_max_receives)
     services = build_container(
-        settings, processing_queue=processing, result_queue=LocalQueue(queue_db, RESULTS)
+        settings,
+        processing_queue=processing,
+        result_queue=LocalQueue(queue_db, RESULTS),
+        events_queue=events,
     )
-    return settings, services, processing.receive, queue_db
+    return settings, services, processing.receive, events.receive, queue_db
 
 
 def _banner(host: str, port: int, embedded: Any, queues: str) -> None:
@@ -120,9 +133,9 @@ def main() -> None:
     from chalicelib.bootstrap import use_container
     from mmms_local.worker import Worker
 
-    settings, services, receive, queue_db = _build(local_queues)
+    settings, services, receive, receive_events, queue_db = _build(local_queues)
     use_container(services)
-    worker = Worker(services, receive)
+    worker = Worker(services, receive, receive_events=receive_events)
     gateway.install()
     import app
 

@@ -1,7 +1,8 @@
 """The local queue worker: the Lambda's consumer code, driven by a polling loop.
 
-Each round receives up to 10 messages and calls the same ``handle_processing_batch`` the
-Lambda handler calls. As Lambda does, it deletes the whole batch when the handler returns,
+Each round receives up to 10 messages from the processing queue (and from the events queue)
+and calls the same ``handle_processing_batch`` (``handle_events_batch``) the Lambda handlers
+call. As Lambda does, it deletes the whole batch when the handler returns,
 and leaves it alone when the handler raises (the handler has already deleted the records
 that succeeded and delayed the others).
 """
@@ -16,15 +17,17 @@ from typing import Any
 
 from chalicelib.bootstrap import Container
 from chalicelib.controllers.queue_consumer import (
+    handle_events_batch,
     handle_processing_batch,
     sweep_deliveries,
 )
 from chalicelib.errors import BatchIncompleteError
-from chalicelib.queues.base import QueueRecord
+from chalicelib.queues.base import ProcessingQueue, QueueRecord
 
 log = logging.getLogger("mmms.worker")
 
 Receive = Callable[[int], list[QueueRecord]]
+Handler = Callable[[list[QueueRecord], Container], dict[str, Any]]
 
 
 def sqs_receiver(client: Any, queue_url: str, wait_seconds: int = 1) -> Receive:
@@ -56,12 +59,14 @@ class Worker(threading.Thread):
         services: Container,
         receive: Receive,
         *,
+        receive_events: Receive | None = None,
         idle_seconds: float = 0.5,
         sweep_every_seconds: float = 60.0,
     ) -> None:
         super().__init__(name="mmms-worker", daemon=True)
         self._services = services
         self._receive = receive
+        self._receive_events = receive_events
         self._idle = idle_seconds
         self._sweep_every = sweep_every_seconds
         self._stop_event = threading.Event()
@@ -84,14 +89,21 @@ class Worker(threading.Thread):
                 self._stop_event.wait(self._idle)
 
     def run_once(self) -> int:
-        """One round: receive, process, acknowledge. Returns the number of messages seen."""
-        records = self._receive(10)
+        """One round on each queue: receive, process, acknowledge. Returns the messages seen."""
+        seen = self._round(self._receive, handle_processing_batch, self._services.processing_queue)
+        events_queue = self._services.events_queue
+        if self._receive_events is not None and events_queue is not None:
+            seen += self._round(self._receive_events, handle_events_batch, events_queue)
+        return seen
+
+    def _round(self, receive: Receive, handle: Handler, queue: ProcessingQueue) -> int:
+        records = receive(10)
         if not records:
             return 0
         try:
-            handle_processing_batch(records, self._services)
+            handle(records, self._services)
         except BatchIncompleteError as err:
             log.info("batch incomplete", extra={"reason": str(err)})
         else:
-            self._services.processing_queue.delete_many([r.receipt_handle for r in records])
+            queue.delete_many([r.receipt_handle for r in records])
         return len(records)

@@ -20,7 +20,7 @@ from chalicelib.models.api_keys import (
 def create_api_key(ctx: RequestContext, services: Container) -> Response:
     body = ctx.body(CreateApiKeyRequest)
     new = services.api_keys.create(
-        name=body.name, origin_names=body.origin_names, expires_at=body.expires_at
+        name=body.name, origin_names=body.origin_names, expires_at=body.expires_at, mode=body.mode
     )
     record = new.record
     return success(

@@ -15,7 +15,8 @@ from chalicelib.services.mail import BulkOutcome, SingleOutcome
 
 def send_mail(ctx: RequestContext, services: Container) -> Response:
     body = ctx.body(SendMailRequest)
-    outcome = services.mail.submit(ctx.require_caller().key_id, body)
+    caller = ctx.require_caller()
+    outcome = services.mail.submit(caller.key_id, body, test_mode=caller.test_mode)
     if isinstance(outcome, BulkOutcome):
         return _bulk(outcome)
     return _single(outcome)
@@ -24,6 +25,11 @@ def send_mail(ctx: RequestContext, services: Container) -> Response:
 def _single(outcome: SingleOutcome) -> Response:
     delivery = outcome.outcome.delivery
     status = status_of(delivery)
+    if delivery.status is DeliveryState.SUPPRESSED:
+        raise BusinessRuleError(
+            f"{delivery.recipient} is on the suppression list: the email was not sent",
+            details=status.model_dump(mode="json"),
+        )
     if delivery.status is DeliveryState.FAILED:
         raise BusinessRuleError(
             f"The email was rejected: {delivery.last_error}",

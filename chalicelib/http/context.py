@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from chalice.app import Request
 from pydantic import BaseModel
@@ -50,6 +50,16 @@ class RequestContext:
                 message="Request body is missing",
             )
         return model.model_validate_json(raw)
+
+    def query(self, model: type[M]) -> M:
+        """The query string parsed into ``model`` (a 422 for unknown or invalid parameters)."""
+        params: Any = self.request.query_params or {}
+        return model.model_validate({name: params[name] for name in params})
+
+    def raw_bytes(self) -> bytes:
+        """The body exactly as received (signatures are computed over these bytes)."""
+        raw = self.request.raw_body or b""
+        return raw.encode("utf-8") if isinstance(raw, str) else raw
 
     def require_caller(self) -> Caller:
         if self.caller is None:

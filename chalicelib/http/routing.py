@@ -50,6 +50,7 @@ class RouteSpec:
     auth: Auth
     request_model: type[BaseModel] | None = None
     response_model: type[BaseModel] | None = None
+    query_model: type[BaseModel] | None = None
     success_status: int = 200
     error_statuses: tuple[int, ...] = ()
     # Other success answers: status → (description, model of ``data`` or None).
@@ -71,6 +72,7 @@ class Router:
         auth: Auth,
         request_model: type[BaseModel] | None = None,
         response_model: type[BaseModel] | None = None,
+        query_model: type[BaseModel] | None = None,
         success_status: int = 200,
         error_statuses: tuple[int, ...] = (),
         extra_responses: dict[int, tuple[str, type[BaseModel] | None]] | None = None,
@@ -84,6 +86,7 @@ class Router:
                 auth=auth,
                 request_model=request_model,
                 response_model=response_model,
+                query_model=query_model,
                 success_status=success_status,
                 error_statuses=error_statuses,
                 extra_responses=extra_responses or {},

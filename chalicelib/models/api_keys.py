@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, field_validator
 
@@ -23,6 +23,10 @@ class CreateApiKeyRequest(RequestModel):
     name: str = Field(min_length=1, max_length=200)
     origin_names: Annotated[list[OriginName], AfterValidator(_unique)] = Field(max_length=100)
     expires_at: AwareDatetime | None = None
+    mode: Literal["live", "test"] = Field(
+        default="live",
+        description="test: an ak_test_ key whose emails only ever reach the simulator",
+    )
 
     @field_validator("expires_at")
     @classmethod

@@ -75,9 +75,20 @@ MetadataKey = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za
 
 
 class DeliveryState(enum.StrEnum):
+    """A recipient's status (SPEC 9). ``FINAL`` ones never change again."""
+
     QUEUED = "queued"
     SENT = "sent"
+    DELIVERED = "delivered"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
     FAILED = "failed"
+    SUPPRESSED = "suppressed"
+
+    @property
+    def succeeded(self) -> bool:
+        """Whether a report of this status says ``success: true`` (nothing went wrong yet)."""
+        return self in (DeliveryState.QUEUED, DeliveryState.SENT, DeliveryState.DELIVERED)
 
 
 class RecipientIn(RequestModel):

@@ -66,11 +66,17 @@ class OutgoingMessage:
 
 @dataclass(frozen=True)
 class SendResult:
-    """What a provider answered. ``response`` is the provider's own body (e.g. SES's)."""
+    """What a provider answered. ``response`` is the provider's own body (e.g. SES's).
+
+    ``follow_up`` are provider events, as SES would publish them, that a simulating
+    provider (the simulator, the local capture) produces for this send; the delivery
+    service puts them on the events path once the send is recorded.
+    """
 
     provider: str
     message_id: str
     response: Mapping[str, Any] = field(default_factory=dict)
+    follow_up: tuple[str, ...] = ()
 
 
 @runtime_checkable

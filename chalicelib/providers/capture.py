@@ -6,7 +6,9 @@ Files: ``<directory>/<UTC timestamp>-<random hex>.eml``, e.g.
 name and renamed (``os.replace``), so a reader never sees half a message.
 
 The file is exactly :func:`~chalicelib.providers.mime.build_mime`'s message plus one header,
-``X-MMMS-Envelope-To``, listing every envelope recipient (To, Cc and Bcc). Bcc recipients are
+``X-MMMS-Envelope-To``, listing every envelope recipient (To, Cc and Bcc). Each send also
+produces the events the SES mailbox simulator would (``providers/simulator.py``: normal
+addresses are delivered), so ``make run`` shows the whole lifecycle. Bcc recipients are
 recoverable from it although the message has no Bcc header; the header exists only in
 captured files, never in mail that leaves through a real provider.
 
@@ -31,6 +33,7 @@ from typing import Any
 from chalicelib.errors import MessageRejectedError, ProviderUnavailableError
 from chalicelib.providers.base import Address, OutgoingMessage, SendResult
 from chalicelib.providers.mime import address_header, build_mime
+from chalicelib.providers.simulator import simulated_events
 
 ENVELOPE_HEADER = "X-MMMS-Envelope-To"
 _CAPTURE_ID = re.compile(r"^\d{8}T\d{6}\.\d{6}Z-[0-9a-f]{16}$")
@@ -62,6 +65,7 @@ class CaptureProvider:
             provider=self.name,
             message_id=capture_id,
             response={"file": str(target), "message_id": str(mime["Message-ID"])},
+            follow_up=simulated_events(message, capture_id),
         )
 
     def close(self) -> None:

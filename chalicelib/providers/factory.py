@@ -147,6 +147,16 @@ def build_provider_chain(
     )
 
 
+def build_test_sender(settings: ProviderSettings) -> MailProvider:
+    """What test keys send through: never a real provider. The capture provider when the chain
+    has one (``make run``: test emails land in the outbox too), else the simulator."""
+    if "capture" in settings.mail_providers:
+        return _capture(settings)
+    from chalicelib.providers.simulator import SimulatorProvider
+
+    return SimulatorProvider()
+
+
 def _ses(settings: ProviderSettings, client_factory: Callable[[], Any]) -> MailProvider:
     from chalicelib.providers.ses import SesProvider
 

@@ -25,10 +25,11 @@ class ApiKeyRecord:
     expires_at: datetime | None
     deleted_at: datetime | None
     origins: tuple[Origin, ...]
+    mode: str = "live"
 
 
 _SELECT_KEY = """
-SELECT k.id, k.name, k.is_active, k.created_at, k.expires_at, k.deleted_at,
+SELECT k.id, k.name, k.is_active, k.created_at, k.expires_at, k.deleted_at, k.mode,
        coalesce(array_agg(o.name ORDER BY o.seq)
                 FILTER (WHERE o.name IS NOT NULL), '{}') AS origin_names,
        coalesce(array_agg(o.created_at ORDER BY o.seq)
@@ -43,13 +44,20 @@ class ApiKeyRepository:
         self._db = database
 
     def create(
-        self, *, name: str, key_hash: bytes, origin_names: list[str], expires_at: datetime | None
+        self,
+        *,
+        name: str,
+        key_hash: bytes,
+        origin_names: list[str],
+        expires_at: datetime | None,
+        mode: str = "live",
     ) -> ApiKeyRecord:
         key_id = uuid.uuid4()
         with self._db.transaction() as conn:
             conn.execute(
-                "INSERT INTO api_keys (id, name, key_hash, expires_at) VALUES (%s, %s, %s, %s)",
-                (key_id, name, key_hash, expires_at),
+                "INSERT INTO api_keys (id, name, key_hash, expires_at, mode)"
+                " VALUES (%s, %s, %s, %s, %s)",
+                (key_id, name, key_hash, expires_at, mode),
             )
             if origin_names:
                 with conn.cursor() as cur:
@@ -126,4 +134,5 @@ def _record(row: dict[str, Any]) -> ApiKeyRecord:
         expires_at=row["expires_at"],
         deleted_at=row["deleted_at"],
         origins=tuple(Origin(n, t) for n, t in zip(names, times, strict=True)),
+        mode=str(row["mode"]),
     )

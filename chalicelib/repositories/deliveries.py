@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -42,6 +43,9 @@ class NewDelivery:
     recipient_company: str | None = None
     queued_at: datetime | None = None
     dispatched: bool = False
+    test_mode: bool = False
+    # Recorded as ``suppressed`` (this detail says why) instead of ``queued``: never sent.
+    suppressed: str | None = None
 
 
 @dataclass(frozen=True)
@@ -68,13 +72,32 @@ class Delivery:
     sent_at: datetime | None
     dispatched_at: datetime | None
     lease_token: uuid.UUID | None
+    test_mode: bool = False
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    type: str
+    at: datetime
+    provider: str | None
+    detail: str | None
+
+
+@dataclass(frozen=True)
+class EventApplied:
+    """What one provider event did to one recipient row."""
+
+    delivery: Delivery  # the row after the event
+    new: bool  # the event was not stored before (False: a duplicate)
+    changed: bool  # the status changed (and a report is pending)
 
 
 _COLUMNS = (
     "id, api_key_id, email_id, email_recipient_id, recipient, recipient_name,"
     " recipient_company, status, provider, message_id, attempts, last_error, status_detail,"
     " client_env_id, project_id, closure_id, metadata, result_pending, queued_at, sent_at,"
-    " dispatched_at, lease_token"
+    " dispatched_at, lease_token, test_mode, updated_at"
 )
 # Written exactly like the unique indexes' expression, so lookups use those indexes.
 _NO_KEY_SQL = "'00000000-0000-0000-0000-000000000000'::uuid"
@@ -130,15 +153,18 @@ class DeliveryRepository:
                 INSERT INTO deliveries (id, api_key_id, email_id, email_recipient_id, recipient,
                                         recipient_name, recipient_company, status, client_env_id,
                                         project_id, closure_id, metadata, queued_at,
-                                        dispatched_at)
+                                        dispatched_at, test_mode, status_detail, result_pending)
                 SELECT id, %(api_key_id)s, %(email_id)s, rid, recipient, rname, rcompany,
-                       'queued', %(client_env_id)s, %(project_id)s, %(closure_id)s, meta::jsonb,
+                       CASE WHEN sdetail IS NULL THEN 'queued' ELSE 'suppressed' END,
+                       %(client_env_id)s, %(project_id)s, %(closure_id)s, meta::jsonb,
                        coalesce(%(queued_at)s, now()),
-                       CASE WHEN %(dispatched)s THEN now() END
+                       CASE WHEN %(dispatched)s THEN now() END, %(test_mode)s, sdetail,
+                       sdetail IS NOT NULL
                   FROM unnest(%(ids)s::uuid[], %(recipient_ids)s::text[],
                               %(recipients)s::text[], %(names)s::text[],
-                              %(companies)s::text[], %(metadata)s::text[])
-                       AS t(id, rid, recipient, rname, rcompany, meta)
+                              %(companies)s::text[], %(metadata)s::text[],
+                              %(suppressed)s::text[])
+                       AS t(id, rid, recipient, rname, rcompany, meta, sdetail)
                 ON CONFLICT DO NOTHING
                 RETURNING {_COLUMNS}
                 """,
@@ -149,6 +175,8 @@ class DeliveryRepository:
                     "names": [d.recipient_name for d in deliveries],
                     "companies": [d.recipient_company for d in deliveries],
                     "metadata": [json.dumps(d.metadata or {}) for d in deliveries],
+                    "suppressed": [d.suppressed for d in deliveries],
+                    "test_mode": first.test_mode,
                     "api_key_id": api_key_id,
                     "email_id": first.email_id,
                     "client_env_id": first.client_env_id,
@@ -267,6 +295,125 @@ class DeliveryRepository:
             token=delivery.lease_token,
         )
 
+    def mark_suppressed(self, delivery: Delivery, detail: str) -> Delivery | None:
+        """Record that a queued, unleased recipient is on the suppression list: never sent."""
+        return self._update_one(
+            "status = 'suppressed', status_detail = %(detail)s, result_pending = true",
+            f"status = 'queued' AND {_LEASE_FREE}",
+            delivery.id,
+            detail=detail,
+        )
+
+    # --- status lookup -------------------------------------------------------------------
+
+    def page(
+        self,
+        api_key_id: uuid.UUID,
+        email_id: str,
+        *,
+        status: DeliveryState | None,
+        after: str | None,
+        limit: int,
+    ) -> list[Delivery]:
+        """One page of an email's recipients in recipient-id order (keyset: ``after``)."""
+        return self._select(
+            f"{_KEY_MATCH} AND email_id = %(email_id)s"
+            " AND (%(after)s::text IS NULL OR email_recipient_id > %(after)s)"
+            " AND (%(status)s::text IS NULL OR status = %(status)s)"
+            " ORDER BY email_recipient_id LIMIT %(limit)s",
+            api_key_id=api_key_id,
+            email_id=email_id,
+            after=after,
+            status=status.value if status else None,
+            limit=limit,
+        )
+
+    def count(self, api_key_id: uuid.UUID, email_id: str, status: DeliveryState | None) -> int:
+        with self._db.transaction() as conn:
+            row = conn.execute(
+                f"SELECT count(*) AS n FROM deliveries WHERE {_KEY_MATCH}"
+                " AND email_id = %(email_id)s"
+                " AND (%(status)s::text IS NULL OR status = %(status)s)",
+                {
+                    "api_key_id": api_key_id,
+                    "email_id": email_id,
+                    "status": status.value if status else None,
+                },
+            ).fetchone()
+        return int(row["n"]) if row else 0
+
+    def events_of(self, delivery_id: uuid.UUID, limit: int = 1000) -> list[StoredEvent]:
+        """A recipient's stored provider events, oldest first."""
+        with self._db.transaction() as conn:
+            rows = conn.execute(
+                "SELECT type, at, provider, detail FROM delivery_events"
+                " WHERE delivery_id = %s ORDER BY at, id LIMIT %s",
+                (delivery_id, limit),
+            ).fetchall()
+        return [StoredEvent(r["type"], r["at"], r["provider"], r["detail"]) for r in rows]
+
+    def by_message_ids(self, message_ids: list[str]) -> dict[str, Delivery]:
+        """The recipient rows sent with these provider message ids (the dev outbox)."""
+        rows = self._select("message_id = ANY(%(ids)s)", ids=message_ids)
+        return {row.message_id or "": row for row in rows}
+
+    # --- provider events -----------------------------------------------------------------
+
+    def apply_event(
+        self,
+        message_id: str,
+        *,
+        event_type: str,
+        at: datetime,
+        provider: str,
+        detail: str | None,
+        event_key: str,
+        concerns: Callable[[Delivery], bool],
+        moves_to: DeliveryState | None,
+        moves_from: frozenset[DeliveryState],
+    ) -> list[EventApplied]:
+        """Store one provider event on each row sent as ``message_id``, and move its status.
+
+        One transaction, rows locked: the event is stored once per row (``event_key``), and
+        the status moves only from ``moves_from`` and only for rows the event ``concerns``,
+        with the report marked pending in the same update. Unknown message ids: [].
+        """
+        applied: list[EventApplied] = []
+        with self._db.transaction() as conn:
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM deliveries WHERE message_id = %s ORDER BY id FOR UPDATE",
+                (message_id,),
+            ).fetchall()
+            for row in rows:
+                delivery = _delivery(row)
+                inserted = conn.execute(
+                    "INSERT INTO delivery_events (delivery_id, type, at, provider, detail,"
+                    " event_key) VALUES (%s, %s, %s, %s, %s, %s)"
+                    " ON CONFLICT (delivery_id, event_key) DO NOTHING RETURNING id",
+                    (delivery.id, event_type, at, provider, detail, event_key),
+                ).fetchone()
+                moved = None
+                if (
+                    inserted is not None
+                    and moves_to is not None
+                    and delivery.status in moves_from
+                    and concerns(delivery)
+                ):
+                    moved = conn.execute(
+                        f"UPDATE deliveries SET status = %s, status_detail = %s,"
+                        f" result_pending = true, updated_at = now()"
+                        f" WHERE id = %s RETURNING {_COLUMNS}",
+                        (moves_to.value, detail, delivery.id),
+                    ).fetchone()
+                applied.append(
+                    EventApplied(
+                        _delivery(moved) if moved else delivery,
+                        new=inserted is not None,
+                        changed=moved is not None,
+                    )
+                )
+        return applied
+
     # --- reporting and recovery ----------------------------------------------------------
 
     def result_published(self, delivery_id: uuid.UUID) -> None:
@@ -343,4 +490,6 @@ def _delivery(row: dict[str, Any]) -> Delivery:
         sent_at=row["sent_at"],
         dispatched_at=row["dispatched_at"],
         lease_token=row["lease_token"],
+        test_mode=row["test_mode"],
+        updated_at=row["updated_at"],
     )

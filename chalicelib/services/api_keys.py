@@ -13,13 +13,16 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Literal
 
 from chalicelib.errors import NotFoundError, UnauthorizedError
 from chalicelib.repositories.api_keys import ApiKeyRecord, ApiKeyRepository, Origin
 from chalicelib.services.origins import RequestOrigin, origin_allowed, parse_request_origin
 
 KEY_PREFIX = "ak_"
+TEST_KEY_PREFIX = "ak_test_"
 KEY_RANDOM_BYTES = 32
+KeyMode = Literal["live", "test"]
 _KEY_OR_ORIGIN = "Invalid API key or origin not allowed"
 
 
@@ -27,8 +30,9 @@ def hash_key(api_key: str) -> bytes:
     return hashlib.sha256(api_key.encode("utf-8")).digest()
 
 
-def generate_key() -> str:
-    return KEY_PREFIX + secrets.token_urlsafe(KEY_RANDOM_BYTES)
+def generate_key(mode: KeyMode = "live") -> str:
+    prefix = TEST_KEY_PREFIX if mode == "test" else KEY_PREFIX
+    return prefix + secrets.token_urlsafe(KEY_RANDOM_BYTES)
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class Caller:
     key_id: uuid.UUID
     key_name: str
     origin: str
+    test_mode: bool = False
 
 
 class ApiKeyService:
@@ -53,11 +58,21 @@ class ApiKeyService:
         self._keys = repository
 
     def create(
-        self, *, name: str, origin_names: list[str], expires_at: datetime | None
+        self,
+        *,
+        name: str,
+        origin_names: list[str],
+        expires_at: datetime | None,
+        mode: KeyMode = "live",
     ) -> NewApiKey:
-        api_key = generate_key()
+        """A new key. A ``test`` key's emails go through everything but only to the simulator."""
+        api_key = generate_key(mode)
         record = self._keys.create(
-            name=name, key_hash=hash_key(api_key), origin_names=origin_names, expires_at=expires_at
+            name=name,
+            key_hash=hash_key(api_key),
+            origin_names=origin_names,
+            expires_at=expires_at,
+            mode=mode,
         )
         return NewApiKey(api_key=api_key, record=record)
 
@@ -98,7 +113,12 @@ class ApiKeyService:
         record = self._keys.find_by_hash(hash_key(api_key))
         if record is None or not _usable(record) or not _allows(record, origin):
             raise UnauthorizedError(_KEY_OR_ORIGIN)
-        return Caller(key_id=record.id, key_name=record.name, origin=origin_header or "")
+        return Caller(
+            key_id=record.id,
+            key_name=record.name,
+            origin=origin_header or "",
+            test_mode=record.mode == "test",
+        )
 
     def origin_registered(self, origin_header: str | None) -> bool:
         """True when some live key allows this Origin (used to answer CORS preflights)."""

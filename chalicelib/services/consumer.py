@@ -74,6 +74,9 @@ class QueueConsumer:
         self._policy = policy
         self._concurrency = concurrency
 
+    def retry_delay(self, receive_count: int) -> int:
+        return self._policy.delay_for(receive_count)
+
     def process_batch(self, records: list[QueueRecord]) -> BatchReport:
         if not records:
             return BatchReport([], [])

@@ -30,7 +30,7 @@ import functools
 import json
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -48,6 +48,7 @@ from chalicelib.models.mail import (
     ProcessingResult,
 )
 from chalicelib.providers.base import Address, Attachment, OutgoingMessage, SendResult
+from chalicelib.providers.simulator import SimulatorProvider
 from chalicelib.queues.base import ProcessingQueue, ResultQueue
 from chalicelib.repositories.deliveries import Delivery, DeliveryRepository
 from chalicelib.services.templates import CompiledTemplates, TemplateRenderError
@@ -64,6 +65,7 @@ class MailSender(Protocol):
 class Outcome(enum.Enum):
     SENT = "sent"  # sent now
     FAILED = "failed"  # failed permanently now
+    SUPPRESSED = "suppressed"  # not sent: the address is on the suppression list
     RETRY = "retry"  # every provider unavailable: still queued, send again later
     BUSY = "busy"  # another sender holds the lease: look again later
     DONE = "done"  # was already sent or failed before: nothing done
@@ -77,7 +79,21 @@ class DeliveryOutcome:
     error: str | None = None
 
 
+class EventSink(Protocol):
+    """Where simulated provider events go: the events queue (or straight to the service)."""
+
+    def send_many(self, bodies: list[str], delay_seconds: int = 0) -> list[int]: ...
+
+
 class DeliveryService:
+    """Sends one recipient (see the module doc).
+
+    ``test_sender`` sends the recipients of test keys (the simulator), whatever ``sender``
+    is; ``suppressed`` tells which addresses are on the suppression list (checked right
+    before each send, since an address may be listed after its recipient was queued);
+    ``events`` takes the events a simulating provider produced for a send.
+    """
+
     def __init__(
         self,
         repository: DeliveryRepository,
@@ -86,17 +102,26 @@ class DeliveryService:
         receipts: ProcessingQueue,
         *,
         lease_seconds: float = 120.0,
+        test_sender: MailSender | None = None,
+        suppressed: Callable[[str], str | None] = lambda _address: None,
+        events: EventSink | None = None,
     ) -> None:
         self._repo = repository
         self._sender = sender
         self._results = results
         self._receipts = receipts
         self._lease = lease_seconds
+        self._test_sender = test_sender or SimulatorProvider()
+        self._suppressed = suppressed
+        self._events = events
 
     def deliver(self, job: ProcessingMessage, delivery: Delivery) -> DeliveryOutcome:
         if delivery.status is not DeliveryState.QUEUED:
             self.flush_result(delivery)
             return DeliveryOutcome(Outcome.DONE, delivery)
+        why_suppressed = self._suppressed(delivery.recipient)
+        if why_suppressed is not None:
+            return self._suppress(delivery, why_suppressed)
         claimed = self._repo.claim(delivery.id, self._lease)
         if claimed is None:
             return self._not_claimed(delivery)
@@ -104,8 +129,12 @@ class DeliveryService:
             message = build_message(job, claimed)
         except TemplateRenderError as err:
             return self._fail(claimed, str(err), "template_error")
+        return self._send(claimed, message)
+
+    def _send(self, claimed: Delivery, message: OutgoingMessage) -> DeliveryOutcome:
+        sender = self._test_sender if claimed.test_mode else self._sender
         try:
-            result = self._sender.send(message)
+            result = sender.send(message)
         except ProviderUnavailableError as err:
             released = self._repo.release(claimed, str(err)) or claimed
             log.warning(
@@ -116,7 +145,23 @@ class DeliveryService:
             return self._fail(claimed, str(err), "rejected", provider=err.provider)
         sent = self._record(claimed, result)
         self.flush_result(sent)
+        self._follow_up(result)
         return DeliveryOutcome(Outcome.SENT, sent, provider_response=result.response)
+
+    def _suppress(self, delivery: Delivery, detail: str) -> DeliveryOutcome:
+        suppressed = self._repo.mark_suppressed(delivery, detail)
+        if suppressed is None:  # someone else holds it or finished it meanwhile
+            return self._not_claimed(delivery)
+        self.flush_result(suppressed)
+        return DeliveryOutcome(Outcome.SUPPRESSED, suppressed, error=detail)
+
+    def _follow_up(self, result: SendResult) -> None:
+        """Hand a simulating provider's events to the events path (after the send is stored,
+        so they find their recipient)."""
+        if not result.follow_up or self._events is None:
+            return
+        if self._events.send_many(list(result.follow_up)):
+            log.warning("simulated events could not be queued", extra={"provider": result.provider})
 
     def apply_receipt(
         self, body: str, delivery_id: uuid.UUID, provider: str, message_id: str
@@ -308,7 +353,7 @@ def status_of(delivery: Delivery) -> DeliveryStatus:
 
 def result_of(delivery: Delivery) -> ProcessingResult:
     return ProcessingResult(
-        success=delivery.status is not DeliveryState.FAILED,
+        success=delivery.status.succeeded,
         email_id=delivery.email_id,
         email_recipient_id=delivery.email_recipient_id,
         recipient=delivery.recipient,

@@ -28,6 +28,7 @@ from chalicelib.errors import (
 from chalicelib.models.mail import DeliveryState, ProcessingMessage, SendMailRequest
 from chalicelib.queues.base import ProcessingQueue
 from chalicelib.repositories.deliveries import Delivery, DeliveryRepository, NewDelivery
+from chalicelib.repositories.suppressions import Suppression
 from chalicelib.services.delivery import (
     DeliveryOutcome,
     DeliveryService,
@@ -35,6 +36,7 @@ from chalicelib.services.delivery import (
     compiled_templates,
     template_values,
 )
+from chalicelib.services.suppressions import SuppressionService, suppression_detail
 from chalicelib.services.templates import TemplateRenderError
 
 # What a recipient's message adds to its email's stored content.
@@ -84,35 +86,51 @@ class MailService:
         delivery: DeliveryService,
         queue: ProcessingQueue,
         limits: MailLimits,
+        suppressions: SuppressionService,
     ) -> None:
         self._repo = deliveries
         self._delivery = delivery
         self._queue = queue
         self._limits = limits
+        self._suppressions = suppressions
 
     def submit(
-        self, api_key_id: uuid.UUID, request: SendMailRequest
+        self, api_key_id: uuid.UUID, request: SendMailRequest, *, test_mode: bool = False
     ) -> SingleOutcome | BulkOutcome:
+        """Send or queue ``request``. A test key's recipients only reach the simulator."""
         self._check_limits(request)
         jobs = build_jobs(api_key_id, request, datetime.now(UTC))
         _render_all(jobs)
         prepared = [Prepared(job, job.model_dump_json()) for job in jobs]
         self._check_queue_sizes(prepared)
         stored = self._keep_content(api_key_id, request.email_id, email_content(jobs[0]))
+        listed = self._suppressions.listed([job.recipient_email for job in jobs])
+        rows = [
+            new_delivery(
+                job,
+                test_mode=test_mode,
+                suppressed=_why_suppressed(listed, job.recipient_email),
+            )
+            for job in jobs
+        ]
         if len(prepared) == 1:
-            return self._send_now(api_key_id, prepared[0], stored)
-        return self._enqueue(api_key_id, request.email_id, prepared, stored)
+            return self._send_now(api_key_id, prepared[0], rows[0], stored)
+        return self._enqueue(api_key_id, request.email_id, prepared, rows, stored)
 
     def _send_now(
-        self, api_key_id: uuid.UUID, item: Prepared, stored: dict[str, Any]
+        self, api_key_id: uuid.UUID, item: Prepared, row: NewDelivery, stored: dict[str, Any]
     ) -> SingleOutcome:
         job = item.job
-        inserted = self._repo.insert_new(api_key_id, [new_delivery(job)])
+        inserted = self._repo.insert_new(api_key_id, [row])
         if job.recipient_id not in inserted:
             current = self._repo.find(api_key_id, job.email_id, job.recipient_id)
             self._dispatch_stale([current], stored)
             return SingleOutcome(DeliveryOutcome(Outcome.DONE, current))
-        outcome = self._delivery.deliver(job, inserted[job.recipient_id])
+        recorded = inserted[job.recipient_id]
+        if recorded.status is DeliveryState.SUPPRESSED:
+            self._delivery.flush_result(recorded)
+            return SingleOutcome(DeliveryOutcome(Outcome.SUPPRESSED, recorded))
+        outcome = self._delivery.deliver(job, recorded)
         if outcome.kind is Outcome.RETRY:
             self._queue_or_explain([outcome.delivery], [item.body])
         return SingleOutcome(outcome)
@@ -122,14 +140,23 @@ class MailService:
         api_key_id: uuid.UUID,
         email_id: str,
         items: list[Prepared],
+        rows: list[NewDelivery],
         stored: dict[str, Any],
     ) -> BulkOutcome:
         rids = [item.job.recipient_id for item in items]
-        inserted = self._repo.insert_new(api_key_id, [new_delivery(i.job) for i in items])
+        inserted = self._repo.insert_new(api_key_id, rows)
         existing = [rid for rid in rids if rid not in inserted]
         records = {**self._repo.find_many(api_key_id, email_id, existing), **inserted}
         self._dispatch_stale([records[rid] for rid in existing], stored)
-        new_items = [item for item in items if item.job.recipient_id in inserted]
+        for row in inserted.values():
+            if row.status is DeliveryState.SUPPRESSED:
+                self._delivery.flush_result(row)
+        new_items = [
+            item
+            for item in items
+            if item.job.recipient_id in inserted
+            and inserted[item.job.recipient_id].status is DeliveryState.QUEUED
+        ]
         self._queue_or_explain(
             [records[item.job.recipient_id] for item in new_items],
             [item.body for item in new_items],
@@ -299,7 +326,18 @@ def job_from_content(content: dict[str, Any], row: Delivery) -> ProcessingMessag
     )
 
 
-def new_delivery(job: ProcessingMessage, *, dispatched: bool = False) -> NewDelivery:
+def _why_suppressed(listed: dict[str, Suppression], address: str) -> str | None:
+    entry = listed.get(address.lower())
+    return suppression_detail(entry) if entry else None
+
+
+def new_delivery(
+    job: ProcessingMessage,
+    *,
+    dispatched: bool = False,
+    test_mode: bool = False,
+    suppressed: str | None = None,
+) -> NewDelivery:
     return NewDelivery(
         email_id=job.email_id,
         email_recipient_id=job.recipient_id,
@@ -312,6 +350,8 @@ def new_delivery(job: ProcessingMessage, *, dispatched: bool = False) -> NewDeli
         recipient_company=job.recipient_company,
         queued_at=job.queued_at,
         dispatched=dispatched,
+        test_mode=test_mode,
+        suppressed=suppressed,
     )
 
 

@@ -45,7 +45,7 @@ def test_request_schemas_come_from_the_models(client: Client) -> None:
     ref = create["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     schema = document["components"]["schemas"][ref.rsplit("/", 1)[1]]
 
-    assert set(schema["properties"]) == {"name", "origin_names", "expires_at"}
+    assert set(schema["properties"]) == {"name", "origin_names", "expires_at", "mode"}
     assert create["security"] == [{"AdminToken": []}]
 
 

@@ -1,0 +1,1 @@
+"""Provider events in: each provider's documented format, normalised to ``ProviderEvent``."""

@@ -1,0 +1,166 @@
+"""The delivery lifecycle at the edges (SPEC 9): status lookups, events, the suppression list.
+
+Provider events arrive in each provider's own format; their parsers (``chalicelib/events``)
+turn them into :class:`ProviderEvent`, the one shape the events service applies.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from chalicelib.models.common import NoNulModel, RequestModel, UtcDatetime
+from chalicelib.models.mail import DeliveryState, DeliveryStatus, EmailAddress
+
+MAX_PAGE = 1000
+
+
+class EventKind(enum.StrEnum):
+    """What a provider said about a sent message (the ``type`` of a recipient's event)."""
+
+    DELIVERED = "delivered"
+    BOUNCED = "bounced"  # permanent (hard) bounce
+    SOFT_BOUNCED = "soft_bounced"  # transient bounce: an event, not a status
+    COMPLAINED = "complained"
+    REJECTED = "rejected"  # the provider refused to send it after accepting it
+    DELAYED = "delayed"  # delivery delayed: an event, not a status
+    AUTO_REPLY = "auto_reply"  # out-of-office answer: an event, not a status
+
+
+# The status an event moves a recipient to, and from which statuses. Anything else (a late
+# "delivered" after a bounce, a second bounce) is kept in the history but changes nothing.
+TRANSITIONS: dict[EventKind, tuple[DeliveryState, frozenset[DeliveryState]]] = {
+    EventKind.DELIVERED: (DeliveryState.DELIVERED, frozenset({DeliveryState.SENT})),
+    EventKind.BOUNCED: (
+        DeliveryState.BOUNCED,
+        frozenset({DeliveryState.SENT, DeliveryState.DELIVERED}),
+    ),
+    EventKind.COMPLAINED: (
+        DeliveryState.COMPLAINED,
+        frozenset({DeliveryState.SENT, DeliveryState.DELIVERED}),
+    ),
+    EventKind.REJECTED: (DeliveryState.FAILED, frozenset({DeliveryState.SENT})),
+}
+# Events that put the address on the suppression list (live keys only), with the reason.
+SUPPRESSING: dict[EventKind, Literal["bounce", "complaint"]] = {
+    EventKind.BOUNCED: "bounce",
+    EventKind.COMPLAINED: "complaint",
+}
+
+
+@dataclass(frozen=True)
+class ProviderEvent:
+    """One provider event about one sent message, normalised.
+
+    ``recipients`` are the (lower-case) addresses the event concerns; empty means every
+    recipient of the message. ``event_key`` identifies the event itself: the same event
+    delivered twice has the same key, and is applied once.
+    """
+
+    provider: str
+    message_id: str
+    kind: EventKind
+    at: datetime
+    event_key: str
+    recipients: tuple[str, ...] = ()
+    detail: str | None = None
+
+
+# --- status lookup ---------------------------------------------------------------------
+
+
+class PageQuery(RequestModel):
+    limit: int = Field(default=100, ge=1, le=MAX_PAGE, description=f"At most {MAX_PAGE}")
+    cursor: Annotated[str, Field(min_length=1, max_length=600)] | None = Field(
+        default=None, description="next_cursor of the previous page"
+    )
+
+
+class EmailStatusQuery(PageQuery):
+    status: DeliveryState | None = Field(default=None, description="Only recipients in it")
+
+
+class RecipientStatus(DeliveryStatus):
+    """A recipient as the status lookup shows it: the seed's status object + ``updated_at``."""
+
+    updated_at: UtcDatetime | None
+
+
+class EmailStatusData(BaseModel):
+    """``data`` of GET /v1/mail/{email_id}: one page of the email's recipients."""
+
+    email_id: str
+    count: int = Field(description="Recipients of the email (matching ``status``), all pages")
+    recipients: list[RecipientStatus]
+    next_cursor: str | None
+
+
+class RecipientEvent(BaseModel):
+    type: str
+    at: UtcDatetime
+    provider: str | None
+    detail: str | None
+
+
+class RecipientStatusData(RecipientStatus):
+    """``data`` of GET /v1/mail/{email_id}/recipients/{email_recipient_id}."""
+
+    events: list[RecipientEvent] = Field(description="Oldest first")
+
+
+# --- suppression list ------------------------------------------------------------------
+
+SuppressionReason = Literal["bounce", "complaint", "manual"]
+
+
+class SuppressionQuery(PageQuery):
+    address: Annotated[str, Field(min_length=1, max_length=320)] | None = Field(
+        default=None, description="Look up one address (case-insensitive)"
+    )
+
+
+class AddSuppressionsRequest(RequestModel):
+    addresses: list[EmailAddress] = Field(min_length=1, max_length=MAX_PAGE)
+    reason: Literal["manual"] = "manual"
+
+
+class SuppressionOut(BaseModel):
+    address: str
+    reason: SuppressionReason
+    email_id: str | None
+    detail: str | None
+    created_at: UtcDatetime
+
+
+class SuppressionList(BaseModel):
+    suppressions: list[SuppressionOut]
+    next_cursor: str | None
+
+
+class SuppressionsAdded(BaseModel):
+    added: list[SuppressionOut] = Field(description="Every address asked for, as now listed")
+
+
+class SuppressionDeleted(BaseModel):
+    deleted: bool
+    address: str
+
+
+# --- webhooks --------------------------------------------------------------------------
+
+
+class WebhookAccepted(BaseModel):
+    received: int = Field(description="Events in the request")
+    applied: int = Field(description="Events that matched a recipient and were new")
+
+
+class MailgunSignature(NoNulModel):
+    model_config = ConfigDict(extra="ignore")
+
+    timestamp: Annotated[str, Field(min_length=1, max_length=20)]
+    token: Annotated[str, Field(min_length=1, max_length=200)]
+    signature: Annotated[str, Field(min_length=1, max_length=200)]

@@ -1,0 +1,84 @@
+"""Status lookup (SPEC 9): what happened to an email's recipients, for the key that sent it.
+
+A key sees only its own emails: any other ``email_id`` is a 404, exactly like one that does
+not exist. The history of a recipient is its send-side steps, read from its row (queued,
+sent, failed or suppressed), plus every stored provider event, oldest first.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from chalicelib.errors import NotFoundError
+from chalicelib.models.mail import DeliveryState
+from chalicelib.repositories.deliveries import Delivery, DeliveryRepository, StoredEvent
+from chalicelib.services.paging import decode_cursor, next_cursor
+
+
+@dataclass(frozen=True)
+class EmailPage:
+    email_id: str
+    count: int
+    recipients: list[Delivery]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class RecipientHistory:
+    delivery: Delivery
+    events: list[StoredEvent]
+
+
+class StatusService:
+    def __init__(self, deliveries: DeliveryRepository) -> None:
+        self._repo = deliveries
+
+    def email(
+        self,
+        api_key_id: uuid.UUID,
+        email_id: str,
+        *,
+        status: DeliveryState | None,
+        cursor: str | None,
+        limit: int,
+    ) -> EmailPage:
+        after = decode_cursor(cursor)
+        rows = self._repo.page(api_key_id, email_id, status=status, after=after, limit=limit)
+        count = self._repo.count(api_key_id, email_id, status)
+        if not rows and (status is not None or after is not None):
+            if self._repo.count(api_key_id, email_id, None) == 0:
+                raise NotFoundError(f"No email {email_id!r} for this API key")
+        elif not rows:
+            raise NotFoundError(f"No email {email_id!r} for this API key")
+        keys = [row.email_recipient_id for row in rows]
+        return EmailPage(email_id, count, rows, next_cursor(keys, limit))
+
+    def recipient(
+        self, api_key_id: uuid.UUID, email_id: str, email_recipient_id: str
+    ) -> RecipientHistory:
+        found = self._repo.find_many(api_key_id, email_id, [email_recipient_id])
+        delivery = found.get(email_recipient_id)
+        if delivery is None:
+            raise NotFoundError(f"No recipient {email_recipient_id!r} of email {email_id!r}")
+        events = send_side_events(delivery) + self._repo.events_of(delivery.id)
+        return RecipientHistory(delivery, sorted(events, key=lambda e: e.at))
+
+
+def send_side_events(delivery: Delivery) -> list[StoredEvent]:
+    """The steps MMMS itself took, as events (they live on the row, not in the event table).
+
+    A recipient suppressed when the request was accepted was never queued; one failed by a
+    provider event after its send has that event in the table already.
+    """
+    if delivery.status is DeliveryState.SUPPRESSED and delivery.dispatched_at is None:
+        return [StoredEvent("suppressed", delivery.queued_at, None, delivery.status_detail)]
+    events = [StoredEvent("queued", delivery.queued_at, None, None)]
+    if delivery.sent_at is not None:
+        events.append(StoredEvent("sent", delivery.sent_at, delivery.provider, delivery.message_id))
+    ended = delivery.updated_at or delivery.queued_at
+    if delivery.status is DeliveryState.FAILED and delivery.sent_at is None:
+        events.append(StoredEvent("failed", ended, delivery.provider, delivery.last_error))
+    if delivery.status is DeliveryState.SUPPRESSED:
+        events.append(StoredEvent("suppressed", ended, None, delivery.status_detail))
+    return events
