@@ -36,5 +36,6 @@ def decode_cursor(cursor: str | None) -> str | None:
 
 
 def next_cursor(keys: list[str], limit: int) -> str | None:
-    """The cursor after a page of ``keys``: None when the page was the last."""
-    return encode_cursor(keys[-1]) if len(keys) == limit and keys else None
+    """The cursor after a page, given the keys of up to ``limit + 1`` rows fetched for it:
+    None when no row follows the page."""
+    return encode_cursor(keys[limit - 1]) if len(keys) > limit else None

@@ -44,7 +44,7 @@ class StatusService:
         limit: int,
     ) -> EmailPage:
         after = decode_cursor(cursor)
-        rows = self._repo.page(api_key_id, email_id, status=status, after=after, limit=limit)
+        rows = self._repo.page(api_key_id, email_id, status=status, after=after, limit=limit + 1)
         count = self._repo.count(api_key_id, email_id, status)
         if not rows and (status is not None or after is not None):
             if self._repo.count(api_key_id, email_id, None) == 0:
@@ -52,7 +52,7 @@ class StatusService:
         elif not rows:
             raise NotFoundError(f"No email {email_id!r} for this API key")
         keys = [row.email_recipient_id for row in rows]
-        return EmailPage(email_id, count, rows, next_cursor(keys, limit))
+        return EmailPage(email_id, count, rows[:limit], next_cursor(keys, limit))
 
     def recipient(
         self, api_key_id: uuid.UUID, email_id: str, email_recipient_id: str
@@ -61,8 +61,12 @@ class StatusService:
         delivery = found.get(email_recipient_id)
         if delivery is None:
             raise NotFoundError(f"No recipient {email_recipient_id!r} of email {email_id!r}")
-        events = send_side_events(delivery) + self._repo.events_of(delivery.id)
-        return RecipientHistory(delivery, sorted(events, key=lambda e: e.at))
+        # Provider events are about a message already sent: they follow the send whatever
+        # their clocks say (a provider's timestamp may be a few ms before our sent_at).
+        events = send_side_events(delivery) + sorted(
+            self._repo.events_of(delivery.id), key=lambda e: e.at
+        )
+        return RecipientHistory(delivery, events)
 
 
 def send_side_events(delivery: Delivery) -> list[StoredEvent]:

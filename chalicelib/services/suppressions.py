@@ -61,5 +61,5 @@ class SuppressionService:
         if address is not None:
             found = self._repo.find_many([address.strip().lower()])
             return SuppressionPage(list(found.values()), None)
-        rows = self._repo.page(decode_cursor(cursor), limit)
-        return SuppressionPage(rows, next_cursor([r.address for r in rows], limit))
+        rows = self._repo.page(decode_cursor(cursor), limit + 1)
+        return SuppressionPage(rows[:limit], next_cursor([r.address for r in rows], limit))
