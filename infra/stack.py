@@ -39,11 +39,23 @@ QUEUE_PARAMETERS = (
     "DeadLetterQueueName",
     "ResultQueueName",
     "MaxReceiveCount",
+    "EventsQueueName",
+    "EventsDeadLetterQueueName",
 )
-QUEUE_RESOURCES = ("DeadLetterQueue", "ProcessingQueue", "ResultQueue")
+QUEUE_RESOURCES = (
+    "DeadLetterQueue",
+    "ProcessingQueue",
+    "ResultQueue",
+    "EventsDeadLetterQueue",
+    "EventsQueue",
+)
 # Chalice writes the event source's queue as {"Fn::Sub": "arn:...:<name>"}; the merge is a deep
 # merge of objects, so the override must use the same key to replace it (not add Fn::GetAtt).
 CONSUMED_QUEUE = {"Fn::Sub": "${ProcessingQueue.Arn}"}
+CONSUMERS = {
+    "ConsumeProcessingQueue": CONSUMED_QUEUE,
+    "ConsumeEventsQueue": {"Fn::Sub": "${EventsQueue.Arn}"},
+}
 # A Secrets Manager name; no IAM wildcards (* ?), which would widen the secret's grant. The
 # ProviderSecretName Parameter has the same AllowedPattern (plus empty) for deploy overrides.
 SECRET_NAME_PATTERN = re.compile(r"[A-Za-z0-9/_+=.@-]+")
@@ -97,6 +109,16 @@ def stage_parameters(stage: str, config_path: Path = CHALICE_CONFIG) -> dict[str
         "DatabaseSecretName": env["SECRET_NAME"],
         "AdminSecretName": env["ADMIN_SECRET_NAME"],
     }
+    if env.get("MAIL_EVENTS_QUEUE_URL"):
+        events = _queue_name(env["MAIL_EVENTS_QUEUE_URL"], "MAIL_EVENTS_QUEUE_URL")
+        if env.get("MAIL_EVENTS_QUEUE_NAME", events) != events:
+            raise StackError(
+                f"stage {stage!r}: MAIL_EVENTS_QUEUE_NAME is not the queue of MAIL_EVENTS_QUEUE_URL"
+            )
+        parameters["EventsQueueName"] = events
+        parameters["EventsDeadLetterQueueName"] = events.removesuffix("-queue") + "-dlq"
+    if env.get("SES_CONFIGURATION_SET"):
+        parameters["ConfigurationSetName"] = env["SES_CONFIGURATION_SET"]
     if env.get("MAIL_QUEUE_MAX_RECEIVES"):
         parameters["MaxReceiveCount"] = env["MAIL_QUEUE_MAX_RECEIVES"]
     # Optional: unset (or empty) means no provider secret, no variable and no grant.
@@ -124,10 +146,15 @@ def queues_template(stage: str, config_path: Path = CHALICE_CONFIG) -> dict[str,
     merged = merge_template(stage, config_path)
     return {
         "AWSTemplateFormatVersion": merged["AWSTemplateFormatVersion"],
-        "Description": f"MMMS queues for the {stage} stage (processing, dead-letter, result).",
+        "Description": f"MMMS queues for the {stage} stage (processing, result, events, DLQs).",
         "Parameters": {name: merged["Parameters"][name] for name in QUEUE_PARAMETERS},
         "Resources": {name: copy.deepcopy(merged["Resources"][name]) for name in QUEUE_RESOURCES},
-        "Outputs": merged["Outputs"],
+        "Outputs": {
+            name: output
+            for name, output in merged["Outputs"].items()
+            if output["Value"].get("Ref", output["Value"].get("Fn::GetAtt", [""])[0])
+            in QUEUE_RESOURCES
+        },
     }
 
 
@@ -168,11 +195,12 @@ def check_packaged(sam_path: Path) -> dict[str, Any]:
     missing = [name for name in QUEUE_RESOURCES if name not in resources]
     if missing:
         raise StackError(f"{sam_path} lacks {', '.join(missing)}: was it merged?")
-    consumer = resources.get("ConsumeProcessingQueue", {}).get("Properties", {})
-    events = consumer.get("Events", {}).values()
-    queues = [e["Properties"]["Queue"] for e in events if e.get("Type") == "SQS"]
-    if queues != [CONSUMED_QUEUE]:
-        raise StackError(f"the consumer's SQS event source is not the ProcessingQueue: {queues}")
+    for function, queue in CONSUMERS.items():
+        consumer = resources.get(function, {}).get("Properties", {})
+        events = consumer.get("Events", {}).values()
+        queues = [e["Properties"]["Queue"] for e in events if e.get("Type") == "SQS"]
+        if queues != [queue]:
+            raise StackError(f"{function}'s SQS event source is not {queue}: {queues}")
     return template
 
 

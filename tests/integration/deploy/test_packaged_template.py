@@ -71,7 +71,13 @@ def test_the_queues_exist_with_a_dead_letter_queue_after_max_receives(
 ) -> None:
     resources = production.resources
     queues = {name for name, r in resources.items() if r["Type"] == "AWS::SQS::Queue"}
-    assert queues == {"ProcessingQueue", "DeadLetterQueue", "ResultQueue"}
+    assert queues == {
+        "ProcessingQueue",
+        "DeadLetterQueue",
+        "ResultQueue",
+        "EventsQueue",
+        "EventsDeadLetterQueue",
+    }
 
     env = stage_env(chalice_config, "production")
     assert production.queue_name("ProcessingQueue") == env["MAIL_QUEUE_URL"].rsplit("/", 1)[1]
@@ -216,6 +222,9 @@ def test_the_dev_stage_gets_its_own_queues_and_secrets(
         "DatabaseSecretName": env["SECRET_NAME"],
         "AdminSecretName": env["ADMIN_SECRET_NAME"],
         "ProviderSecretName": "",
+        "EventsQueueName": "mmms-dev-events-queue",
+        "EventsDeadLetterQueueName": "mmms-dev-events-dlq",
+        "ConfigurationSetName": "mmms-dev",
     }
     assert "PROVIDER_SECRET_NAME" not in dev.variables("APIHandler")
     source = next(iter(dev.resources["ConsumeProcessingQueue"]["Properties"]["Events"].values()))
@@ -316,3 +325,46 @@ def test_the_provider_secret_follows_a_parameter_override(
             assert not allows(
                 statements, "secretsmanager:GetSecretValue", secret_arn(PROVIDER_SECRET)
             )
+
+
+def test_ses_events_flow_from_the_configuration_set_to_the_events_consumer(
+    production: Packaged,
+) -> None:
+    resources = production.resources
+    destination = resources["ConfigurationSetEventDestination"]["Properties"]
+    assert destination["ConfigurationSetName"] == {"Ref": "ConfigurationSet"}
+    event_destination = destination["EventDestination"]
+    assert event_destination["SnsDestination"] == {"TopicARN": {"Ref": "EventsTopic"}}
+    assert {"delivery", "bounce", "complaint", "reject", "deliveryDelay"} <= set(
+        event_destination["MatchingEventTypes"]
+    )
+    subscription = resources["EventsSubscription"]["Properties"]
+    assert subscription["Protocol"] == "sqs"
+    assert subscription["Endpoint"] == {"Fn::GetAtt": ["EventsQueue", "Arn"]}
+    (statement,) = resources["EventsQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "sns.amazonaws.com"}
+    assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Ref": "EventsTopic"}}}
+    events_queue = resources["EventsQueue"]["Properties"]
+    assert events_queue["RedrivePolicy"]["deadLetterTargetArn"] == {
+        "Fn::GetAtt": ["EventsDeadLetterQueue", "Arn"]
+    }
+    consumer = resources["ConsumeEventsQueue"]["Properties"]
+    assert consumer["Handler"] == "app.consume_events_queue"
+    (source,) = consumer["Events"].values()
+    assert production.resolve(source["Properties"]["Queue"]) == sqs_arn("mmms-email-events-queue")
+    for function in ("APIHandler", "ConsumeProcessingQueue", "ConsumeEventsQueue"):
+        variables = production.variables(function)
+        assert variables["SES_CONFIGURATION_SET"] == "<ConfigurationSet>"
+        assert variables["MAIL_EVENTS_QUEUE_URL"].endswith("/mmms-email-events-queue")
+    statements = production.statements("ConsumeEventsQueue")
+    assert allows(statements, "sqs:ReceiveMessage", sqs_arn("mmms-email-events-queue"))
+    assert allows(statements, "sqs:SendMessage", sqs_arn("mmms-email-result-queue"))
+    assert not allows(statements, "sqs:ReceiveMessage", sqs_arn("mmms-email-processing-queue"))
+    assert not allows(
+        statements, "ses:SendEmail", "arn:aws:ses:eu-central-1:123456789012:identity/x"
+    )
+    # Test keys' simulated events go on the events queue from the API and the consumer.
+    for function in ("APIHandler", "ConsumeProcessingQueue"):
+        assert allows(
+            production.statements(function), "sqs:SendMessage", sqs_arn("mmms-email-events-queue")
+        )
