@@ -8,8 +8,8 @@ import psycopg
 import pytest
 from chalice.test import Client
 
-from tests.integration.mail.conftest import Wire, mail_headers, seed_request
 from tests.integration.conftest import TlsFiles
+from tests.integration.mail.conftest import Wire, mail_headers, seed_request
 from tests.support.http import call, create_key
 from tests.support.moto_server import MotoServer
 from tests.support.queues import Queues, consume_until_empty
