@@ -31,17 +31,19 @@ body{font:15px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:70rem;paddin
 table{border-collapse:collapse;width:100%;margin:1rem 0}td,th{border-bottom:1px solid #ddd;
 padding:.35rem .5rem;text-align:left;vertical-align:top}th{background:#f6f6f6}
 iframe{width:100%;height:28rem;border:1px solid #ccc}pre{background:#f6f6f6;padding:1rem;
-white-space:pre-wrap}.sent{color:#087f23}.failed{color:#b00020}.queued{color:#8a6d00}
+white-space:pre-wrap}.sent,.delivered{color:#087f23}.failed,.bounced,.complained,.suppressed{
+color:#b00020}.queued,.soft_bounced,.delayed,.auto_reply{color:#8a6d00}
 </style></head><body><h1>{{ title }}</h1>{{ body }}</body></html>""")
 
 _INDEX = _pages.from_string("""
 <p>Emails the <code>capture</code> provider stored in <code>{{ folder }}</code>, newest
 first. JSON: <a href="/v1/dev/outbox">/v1/dev/outbox</a>,
 <a href="/v1/dev/results">/v1/dev/results</a>.</p>
-<table><tr><th>Date</th><th>To</th><th>Subject</th><th>Size</th></tr>
+<table><tr><th>Date</th><th>To</th><th>Subject</th><th>Status</th><th>Size</th></tr>
 {% for m in messages %}<tr><td>{{ m.date }}</td><td>{{ m.to }}</td>
-<td><a href="/v1/dev/outbox/{{ m.id }}">{{ m.subject }}</a></td><td>{{ m.size }} B</td></tr>
-{% else %}<tr><td colspan="4">Nothing captured yet.</td></tr>{% endfor %}</table>
+<td><a href="/v1/dev/outbox/{{ m.id }}">{{ m.subject }}</a></td>
+<td class="{{ m.status }}">{{ m.status or "" }}</td><td>{{ m.size }} B</td></tr>
+{% else %}<tr><td colspan="5">Nothing captured yet.</td></tr>{% endfor %}</table>
 <h2>Result queue</h2><table><tr><th>Email</th><th>Recipient</th><th>Status</th>
 <th>Provider</th><th>Error</th></tr>{% for r in results %}<tr><td>{{ r.email_id }}</td>
 <td>{{ r.recipient }}</td><td class="{{ r.status }}">{{ r.status }}</td>
@@ -49,7 +51,16 @@ first. JSON: <a href="/v1/dev/outbox">/v1/dev/outbox</a>,
 {% else %}<tr><td colspan="5">No results yet.</td></tr>{% endfor %}</table>""")
 
 _MESSAGE = _pages.from_string("""
-<p><a href="/v1/dev">← outbox</a></p><table>
+<p><a href="/v1/dev">← outbox</a></p>
+{% if delivery %}<h2>Status: <span class="{{ delivery.status }}">{{ delivery.status }}</span></h2>
+<p>Email <code>{{ delivery.email_id }}</code>,
+recipient <code>{{ delivery.email_recipient_id }}</code>
+{% if delivery.test_mode %}(test key){% endif %}</p>
+<table><tr><th>Event</th><th>At</th><th>Provider</th><th>Detail</th></tr>
+{% for e in events %}<tr><td class="{{ e.type }}">{{ e.type }}</td>
+<td>{{ e.at.strftime('%Y-%m-%d %H:%M:%S.%f')[:-3] }}Z</td>
+<td>{{ e.provider or "" }}</td><td>{{ e.detail or "" }}</td></tr>{% endfor %}</table>
+{% endif %}<h2>Message</h2><table>
 {% for name, value in headers %}<tr><th>{{ name }}</th><td>{{ value }}</td></tr>{% endfor %}
 <tr><th>Envelope to</th><td>{{ envelope | join(", ") }}</td></tr></table>
 <h2>HTML part</h2>{% if html %}<iframe sandbox srcdoc="{{ html }}"></iframe>
@@ -78,13 +89,13 @@ def capture_dir() -> Path:
 def register_dev_routes(router: Router) -> None:
     @router.route("/v1/dev", "GET", summary="Local outbox and results (HTML)", auth=Auth.PUBLIC)
     def dev_index(ctx: RequestContext) -> Response:
-        messages = list_captured(capture_dir()) if capture_dir().exists() else []
+        messages = _with_status(list_captured(capture_dir()) if capture_dir().exists() else [])
         body = _INDEX.render(folder=capture_dir(), messages=messages, results=_results()[:50])
         return _html("Outbox", body)
 
     @router.route("/v1/dev/outbox", "GET", summary="Captured emails (JSON)", auth=Auth.PUBLIC)
     def dev_outbox(ctx: RequestContext) -> Response:
-        messages = list_captured(capture_dir()) if capture_dir().exists() else []
+        messages = _with_status(list_captured(capture_dir()) if capture_dir().exists() else [])
         for message in messages:
             message["html_url"] = f"/v1/dev/outbox/{message['id']}"
         return success("Captured emails", {"count": len(messages), "messages": messages})
@@ -100,12 +111,29 @@ def register_dev_routes(router: Router) -> None:
             message = read_captured(capture_dir(), capture_id)
         except (ValueError, FileNotFoundError) as err:
             raise NotFoundError(f"No captured email {capture_id!r}") from err
-        return _html(str(message["Subject"] or "(no subject)"), _MESSAGE.render(**_parts(message)))
+        found = container().deliveries.by_message_ids([capture_id]).get(capture_id)
+        history = container().status.history(found) if found else None
+        page = _MESSAGE.render(
+            **_parts(message),
+            delivery=found,
+            events=history.events if history else [],
+        )
+        return _html(str(message["Subject"] or "(no subject)"), page)
 
     @router.route("/v1/dev/results", "GET", summary="Result-queue reports (JSON)", auth=Auth.PUBLIC)
     def dev_results(ctx: RequestContext) -> Response:
         results = _results()
         return success("Result queue", {"count": len(results), "results": results})
+
+
+def _with_status(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each captured message with its recipient's current status (None if not recorded)."""
+    rows = container().deliveries.by_message_ids([m["id"] for m in messages])
+    for message in messages:
+        row = rows.get(message["id"])
+        message["status"] = row.status.value if row else None
+        message["email_id"] = row.email_id if row else None
+    return messages
 
 
 def _results() -> list[dict[str, Any]]:

@@ -13,7 +13,8 @@ formats are understood:
 Mapping: Delivery → delivered; Bounce with ``bounceType`` Permanent → bounced, Transient or
 Undetermined → soft_bounced; Complaint → complained; Reject and Rendering Failure → rejected;
 DeliveryDelay → delayed; ``AutoReply`` (MMMS's simulator only, SES has no such event) →
-auto_reply. Send, Open, Click and Subscription are not lifecycle events: ignored. SNS
+auto_reply; events the simulator made (tag ``mmms:simulated``) show provider ``simulator``.
+Send, Open, Click and Subscription are not lifecycle events: ignored. SNS
 subscription confirmations never reach the queue with a message id: ignored as well.
 
 The SNS signature is not checked here: only the configuration set's topic may send to the
@@ -34,6 +35,7 @@ from chalicelib.events.common import (
     text,
 )
 from chalicelib.models.lifecycle import EventKind, ProviderEvent
+from chalicelib.providers.simulator import SIMULATED_TAG
 
 PROVIDER = "ses"
 _IGNORED = frozenset({"Send", "Open", "Click", "Subscription", "AmazonSnsSubscriptionSucceeded"})
@@ -78,9 +80,10 @@ def parse_ses_message(body: str) -> list[ProviderEvent]:
     if parser is None:
         return []
     event_kind, section, recipients, detail = parser(ses)
+    simulated = SIMULATED_TAG in as_dict(mail.get("tags"))
     return [
         ProviderEvent(
-            provider=PROVIDER,
+            provider="simulator" if simulated else PROVIDER,
             message_id=message_id,
             kind=event_kind,
             at=iso_time(section.get("timestamp") or mail.get("timestamp")),

@@ -28,6 +28,8 @@ from typing import Any
 from chalicelib.providers.base import OutgoingMessage, SendResult
 
 SIMULATOR_DOMAIN = "simulator.amazonses.com"
+# Marks simulated events (``mail.tags``): their provider shows as ``simulator``, not ``ses``.
+SIMULATED_TAG = "mmms:simulated"
 
 
 def simulated_events(message: OutgoingMessage, message_id: str) -> tuple[str, ...]:
@@ -41,7 +43,7 @@ def simulated_events(message: OutgoingMessage, message_id: str) -> tuple[str, ..
             "source": message.sender.email,
             "messageId": message_id,
             "destination": [address],
-            "tags": {key: [value] for key, value in message.tags.items()},
+            "tags": {**{key: [value] for key, value in message.tags.items()}, SIMULATED_TAG: ["1"]},
         }
         for step, (kind, section) in enumerate(_outcome(address, now)):
             events.append({"eventType": kind, "mail": mail, **section})

@@ -61,6 +61,10 @@ class StatusService:
         delivery = found.get(email_recipient_id)
         if delivery is None:
             raise NotFoundError(f"No recipient {email_recipient_id!r} of email {email_id!r}")
+        return self.history(delivery)
+
+    def history(self, delivery: Delivery) -> RecipientHistory:
+        """``delivery`` with its events, oldest first."""
         # Provider events are about a message already sent: they follow the send whatever
         # their clocks say (a provider's timestamp may be a few ms before our sent_at).
         events = send_side_events(delivery) + sorted(
