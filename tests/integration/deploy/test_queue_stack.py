@@ -80,9 +80,11 @@ def test_chalice_deploy_config_names_one_queue_set_per_stage(
     statements = policy["Statement"]
     for queue in (parameters["ProcessingQueueName"], parameters["ResultQueueName"]):
         assert allows(statements, "sqs:SendMessage", f"arn:aws:sqs:{region}:{account}:{queue}")
-    processing = f"arn:aws:sqs:{region}:{account}:{parameters['ProcessingQueueName']}"
-    for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"):
-        assert allows(statements, action, processing)
+    assert env["MAIL_EVENTS_QUEUE_NAME"] == parameters["EventsQueueName"]
+    for consumed in (parameters["ProcessingQueueName"], parameters["EventsQueueName"]):
+        arn = f"arn:aws:sqs:{region}:{account}:{consumed}"
+        for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"):
+            assert allows(statements, action, arn)
     for secret in (parameters["DatabaseSecretName"], parameters["AdminSecretName"]):
         arn = f"arn:aws:secretsmanager:{region}:{account}:secret:{secret}-AbCdEf"
         assert allows(statements, "secretsmanager:GetSecretValue", arn)
