@@ -36,6 +36,7 @@ from chalicelib.services.events import EventService, InlineEvents
 from chalicelib.services.mail import MailLimits, MailService
 from chalicelib.services.rate_limit import RateLimiter
 from chalicelib.services.recovery import RecoveryService
+from chalicelib.services.render_budget import RenderBudget
 from chalicelib.services.status import StatusService
 from chalicelib.services.suppressions import SuppressionService
 from chalicelib.services.webhooks import WebhookKeys, WebhookService
@@ -158,6 +159,15 @@ def provider_secrets(settings: Settings, secrets: SecretStore) -> dict[str, Any]
     return {str(key).lower(): value for key, value in values.items()}
 
 
+def render_budget(settings: Settings) -> RenderBudget:
+    return RenderBudget(
+        max_message_bytes=settings.max_message_bytes,
+        max_operations=settings.max_render_operations,
+        max_work_bytes=settings.max_render_work_bytes,
+        max_seconds=settings.max_render_seconds,
+    )
+
+
 def webhook_keys(settings: Settings) -> WebhookKeys:
     public_key = None
     if settings.sendgrid_webhook_public_key:
@@ -216,6 +226,7 @@ def build_container(
         test_sender=build_test_sender(provider_settings),
         suppressed=suppressions.detail_for,
         events=events_queue or inline_events,
+        render_budget=render_budget(settings),
     )
     events = EventService(deliveries, suppressions, delivery)
     inline_events.bind(events)
@@ -241,6 +252,7 @@ def build_container(
                 max_queue_message_bytes=settings.queue_max_message_bytes,
                 max_request_queue_bytes=settings.max_request_queue_bytes,
                 redispatch_after_seconds=settings.redispatch_after_seconds,
+                render=render_budget(settings),
             ),
             suppressions,
         ),

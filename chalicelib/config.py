@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     max_attachment_bytes: int = Field(default=5 * 1024 * 1024, ge=0)
     queue_max_message_bytes: int = Field(default=262_144, gt=0, le=1_048_576)
     max_request_queue_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    # Rendering (SPEC 11): the message, and what making it may cost (per request / message).
+    max_message_bytes: int = Field(default=10 * 1024 * 1024, gt=0, le=40 * 1024 * 1024)
+    max_render_operations: int = Field(default=500_000, gt=0)
+    max_render_work_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
+    max_render_seconds: float = Field(default=10.0, gt=0)
 
     # Sending and retries.
     send_lease_seconds: float = Field(default=120.0, gt=0)

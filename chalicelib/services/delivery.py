@@ -51,6 +51,7 @@ from chalicelib.providers.base import Address, Attachment, OutgoingMessage, Send
 from chalicelib.providers.simulator import SimulatorProvider
 from chalicelib.queues.base import ProcessingQueue, ResultQueue
 from chalicelib.repositories.deliveries import Delivery, DeliveryRepository
+from chalicelib.services.render_budget import RenderBudget, RenderMeter
 from chalicelib.services.templates import CompiledTemplates, TemplateRenderError
 
 log = logging.getLogger("mmms.delivery")
@@ -105,6 +106,7 @@ class DeliveryService:
         test_sender: MailSender | None = None,
         suppressed: Callable[[str], str | None] = lambda _address: None,
         events: EventSink | None = None,
+        render_budget: RenderBudget | None = None,
     ) -> None:
         self._repo = repository
         self._sender = sender
@@ -114,6 +116,7 @@ class DeliveryService:
         self._test_sender = test_sender or SimulatorProvider()
         self._suppressed = suppressed
         self._events = events
+        self._render_budget = render_budget or RenderBudget()
 
     def deliver(self, job: ProcessingMessage, delivery: Delivery) -> DeliveryOutcome:
         if delivery.status is not DeliveryState.QUEUED:
@@ -126,7 +129,7 @@ class DeliveryService:
         if claimed is None:
             return self._not_claimed(delivery)
         try:
-            message = build_message(job, claimed)
+            message = build_message(job, claimed, RenderMeter(self._render_budget))
         except TemplateRenderError as err:
             return self._fail(claimed, str(err), "template_error")
         return self._send(claimed, message)
@@ -296,10 +299,13 @@ def template_values(job: ProcessingMessage) -> dict[str, str | None]:
     }
 
 
-def build_message(job: ProcessingMessage, delivery: Delivery) -> OutgoingMessage:
-    """The recipient's rendered email. Raises TemplateRenderError."""
+def build_message(
+    job: ProcessingMessage, delivery: Delivery, meter: RenderMeter | None = None
+) -> OutgoingMessage:
+    """The recipient's rendered email, within ``meter``'s budget. Raises TemplateRenderError
+    (a queued message over the budget fails for good: rendering it again would not help)."""
     rendered = compiled_templates(job.subject, job.html_template, job.text_template).render(
-        template_values(job)
+        template_values(job), meter
     )
     domain = job.sender_email.rpartition("@")[2]
     return OutgoingMessage(

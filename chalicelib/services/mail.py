@@ -36,8 +36,9 @@ from chalicelib.services.delivery import (
     compiled_templates,
     template_values,
 )
+from chalicelib.services.render_budget import RenderBudget, RenderMeter
 from chalicelib.services.suppressions import SuppressionService, suppression_detail
-from chalicelib.services.templates import TemplateRenderError
+from chalicelib.services.templates import TemplateLimitError, TemplateRenderError
 
 # What a recipient's message adds to its email's stored content.
 RECIPIENT_FIELDS = frozenset(
@@ -55,6 +56,7 @@ class MailLimits:
     max_queue_message_bytes: int
     max_request_queue_bytes: int
     redispatch_after_seconds: float
+    render: RenderBudget
 
 
 @dataclass(frozen=True)
@@ -100,9 +102,10 @@ class MailService:
         """Send or queue ``request``. A test key's recipients only reach the simulator."""
         self._check_limits(request)
         jobs = build_jobs(api_key_id, request, datetime.now(UTC))
-        _render_all(jobs)
+        # Sized before rendering: the queue limits also bound how much rendering a request asks.
         prepared = [Prepared(job, job.model_dump_json()) for job in jobs]
         self._check_queue_sizes(prepared)
+        _render_all(jobs, RenderMeter(self._limits.render))
         stored = self._keep_content(api_key_id, request.email_id, email_content(jobs[0]))
         listed = self._suppressions.listed([job.recipient_email for job in jobs])
         rows = [
@@ -374,8 +377,12 @@ def _refuse_duplicates(jobs: list[ProcessingMessage]) -> None:
         raise RequestValidationError(errors, message="Duplicate recipients")
 
 
-def _render_all(jobs: list[ProcessingMessage]) -> None:
-    """Render every recipient's message; a 422 listing each recipient that fails."""
+def _render_all(jobs: list[ProcessingMessage], meter: RenderMeter) -> None:
+    """Render every recipient's message; a 422 listing each recipient that fails.
+
+    All renders share ``meter``: a template over its budget stops the request at once, with
+    a 413 (the message is too large) or a 422 (it costs too much to make) naming the limit.
+    """
     first = jobs[0]
     try:
         templates = compiled_templates(first.subject, first.html_template, first.text_template)
@@ -387,7 +394,9 @@ def _render_all(jobs: list[ProcessingMessage]) -> None:
     errors = []
     for index, job in enumerate(jobs):
         try:
-            templates.render(template_values(job))
+            templates.render(template_values(job), meter)
+        except TemplateLimitError as err:
+            raise _over_budget(err, index) from err
         except TemplateRenderError as err:
             errors.append(
                 {
@@ -399,3 +408,18 @@ def _render_all(jobs: list[ProcessingMessage]) -> None:
             )
     if errors:
         raise RequestValidationError(errors, message="Templates could not be rendered")
+
+
+def _over_budget(
+    err: TemplateLimitError, index: int
+) -> PayloadTooLargeError | RequestValidationError:
+    detail = {
+        "type": "template_budget",
+        "loc": ["recipients", index],
+        "msg": str(err),
+        "input": None,
+        "ctx": {"limit": err.setting},
+    }
+    if err.too_large:
+        return PayloadTooLargeError(f"{err} ({err.setting})", details=[detail])
+    return RequestValidationError([detail], message=f"Template over budget: {err.setting}")

@@ -15,7 +15,13 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 
 from jinja2 import StrictUndefined, Template, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
+
+from chalicelib.services.render_budget import (
+    BudgetedSandbox,
+    RenderLimitError,
+    RenderMeter,
+    render_stream,
+)
 
 PLACEHOLDERS = (
     "name",
@@ -27,8 +33,8 @@ PLACEHOLDERS = (
     "sender_organisation_name",
 )
 
-_html_env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=True)
-_text_env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+_html_env = BudgetedSandbox(undefined=StrictUndefined, autoescape=True)
+_text_env = BudgetedSandbox(undefined=StrictUndefined, autoescape=False)
 
 
 class TemplateRenderError(ValueError):
@@ -41,6 +47,16 @@ class TemplateRenderError(ValueError):
     def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+
+class TemplateLimitError(TemplateRenderError):
+    """Rendering went over a budget (``chalicelib.services.render_budget``): ``setting``
+    names the limit; ``too_large`` when the message itself is over ``MAX_MESSAGE_BYTES``."""
+
+    def __init__(self, err: RenderLimitError) -> None:
+        super().__init__(f"template over budget ({err.setting}): {err}")
+        self.setting = err.setting
+        self.too_large = err.too_large
 
 
 @dataclass(frozen=True)
@@ -58,12 +74,21 @@ class CompiledTemplates:
         self._html = _compile(_html_env, html_template, "html_template")
         self._text = _compile(_text_env, text_template, "text_template") if text_template else None
 
-    def render(self, values: dict[str, str | None]) -> Rendered:
+    def render(self, values: dict[str, str | None], meter: RenderMeter | None = None) -> Rendered:
+        """One recipient's message, rendered under ``meter`` (a fresh default one if None)."""
+        meter = meter or RenderMeter()
+        meter.start_message()
         context = {key: values.get(key) or "" for key in PLACEHOLDERS}
         try:
-            subject = self._subject.render(context)
-            body = self._html.render(context)
-            text = self._text.render(context) if self._text else html_to_text(body)
+            subject = render_stream(self._subject.generate(context), meter)
+            body = render_stream(self._html.generate(context), meter)
+            if self._text:
+                text = render_stream(self._text.generate(context), meter)
+            else:
+                text = html_to_text(body, meter)
+                meter.emit(text)
+        except RenderLimitError as err:
+            raise TemplateLimitError(err) from err
         except TemplateError as err:
             raise TemplateRenderError(f"template error: {err}") from err
         if "\r" in subject or "\n" in subject:
@@ -71,9 +96,10 @@ class CompiledTemplates:
         return Rendered(subject=subject, html=body, text=text)
 
 
-def _compile(env: SandboxedEnvironment, source: str, field: str) -> Template:
+def _compile(env: BudgetedSandbox, source: str, field: str) -> Template:
     try:
-        return env.from_string(source)
+        template: Template = env.from_string(source)
+        return template
     except TemplateError as err:
         raise TemplateRenderError(f"{field} does not compile: {err}", field=field) from err
 
@@ -137,10 +163,19 @@ class _TextExtractor(HTMLParser):
             self.parts.append(re.sub(r"\s+", " ", data))
 
 
-def html_to_text(markup: str) -> str:
-    """A readable plain-text version of an HTML body (paragraphs, list items, link targets)."""
+_FEED_CHUNK = 64 * 1024
+
+
+def html_to_text(markup: str, meter: RenderMeter | None = None) -> str:
+    """A readable plain-text version of an HTML body (paragraphs, list items, link targets).
+
+    Fed in chunks under ``meter``, so a large body counts against the render budget."""
+    meter = meter or RenderMeter()
     parser = _TextExtractor()
-    parser.feed(markup)
+    for start in range(0, len(markup), _FEED_CHUNK):
+        meter.tick()
+        meter.allow_size(min(_FEED_CHUNK, len(markup) - start), "the text part")
+        parser.feed(markup[start : start + _FEED_CHUNK])
     parser.close()
     lines = (line.strip() for line in html.unescape("".join(parser.parts)).splitlines())
     text = "\n".join(lines)
