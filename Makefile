@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint openapi bench package clean
+.PHONY: run test lint openapi bench bench-render package clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ openapi: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.bench_pipeline
+
+bench-render: $(STAMP)
+	$(BIN)/python -m bench.bench_render_budget
 
 # CloudFormation package of a stage (STAGE=production by default) into build/package.
 package: $(STAMP)
