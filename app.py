@@ -37,18 +37,22 @@ from chalicelib.models.lifecycle import (
     AddSuppressionsRequest,
     EmailStatusData,
     EmailStatusQuery,
+    MailgunWebhook,
     RecipientStatusData,
+    SendGridWebhook,
     SuppressionDeleted,
     SuppressionList,
     SuppressionQuery,
     SuppressionsAdded,
     WebhookAccepted,
 )
-from chalicelib.models.mail import BulkAcceptedData, SendMailRequest, SingleSendData
+from chalicelib.models.mail import QueuedData, SendMailRequest, SingleSendData
 
 app = Chalice(app_name="mmms")
-app.register_middleware(make_http_middleware(configured_allow_list, origin_of_a_live_key), "http")
 router = Router(app, container)
+app.register_middleware(
+    make_http_middleware(configured_allow_list, origin_of_a_live_key, router.methods_of), "http"
+)
 
 
 @router.route("/v1/health", "GET", summary="Liveness check", auth=Auth.PUBLIC)
@@ -74,6 +78,12 @@ def get_readiness(ctx: RequestContext) -> Response:
     auth=Auth.ADMIN,
     request_model=CreateApiKeyRequest,
     response_model=ApiKeyCreated,
+    links={
+        200: {
+            "AddOrigins": ("add_api_key_origins", {"api_key": "$response.body#/data/key_id"}),
+            "DeleteKey": ("delete_api_key", {"api_key": "$response.body#/data/key_id"}),
+        }
+    },
     error_statuses=(401, 413, 422, 503),
 )
 def create_api_key(ctx: RequestContext) -> Response:
@@ -112,12 +122,28 @@ def add_api_key_origins(ctx: RequestContext, api_key: str) -> Response:
     auth=Auth.API_KEY,
     request_model=SendMailRequest,
     response_model=SingleSendData,
+    links={
+        200: {
+            "EmailStatus": (
+                "get_email_status",
+                {"email_id": "$response.body#/data/status/email_id"},
+            ),
+            "RecipientStatus": (
+                "get_recipient_status",
+                {
+                    "email_id": "$response.body#/data/status/email_id",
+                    "email_recipient_id": "$response.body#/data/status/email_recipient_id",
+                },
+            ),
+        },
+        202: {"EmailStatus": ("get_email_status", {"email_id": "$request.body#/email_id"})},
+    },
     error_statuses=(400, 401, 413, 422, 429, 503),
     extra_responses={
         202: (
-            "Queued: two or more recipients (one recipient queued for retry"
-            " answers SingleSendData)",
-            BulkAcceptedData,
+            "Queued: two or more recipients (BulkAcceptedData), or one recipient queued for"
+            " retry (SingleSendData)",
+            QueuedData,
         )
     },
 )
@@ -170,6 +196,14 @@ def list_suppressions(ctx: RequestContext) -> Response:
     auth=Auth.ADMIN,
     request_model=AddSuppressionsRequest,
     response_model=SuppressionsAdded,
+    links={
+        200: {
+            "DeleteSuppression": (
+                "delete_suppression",
+                {"address": "$response.body#/data/added/0/address"},
+            )
+        }
+    },
     error_statuses=(401, 413, 422, 503),
 )
 def add_suppressions(ctx: RequestContext) -> Response:
@@ -193,6 +227,7 @@ def delete_suppression(ctx: RequestContext, address: str) -> Response:
     "POST",
     summary="Mailgun webhook (signed with MAILGUN_WEBHOOK_SIGNING_KEY)",
     auth=Auth.PUBLIC,
+    request_model=MailgunWebhook,
     response_model=WebhookAccepted,
     error_statuses=(401, 404, 413, 422, 503),
 )
@@ -205,6 +240,7 @@ def mailgun_events(ctx: RequestContext) -> Response:
     "POST",
     summary="SendGrid Event Webhook (signed, SENDGRID_WEBHOOK_PUBLIC_KEY)",
     auth=Auth.PUBLIC,
+    request_model=SendGridWebhook,
     response_model=WebhookAccepted,
     error_statuses=(401, 404, 413, 422, 503),
 )

@@ -101,9 +101,13 @@ def _operation(spec: RouteSpec, refs: dict[type[BaseModel], str]) -> dict[str, A
     }
     for status, (description, model) in spec.extra_responses.items():
         responses[str(status)] = _success(description, model, refs)
+    for status, links in spec.links.items():
+        responses[str(status)]["links"] = {
+            name: {"operationId": operation, "parameters": parameters}
+            for name, (operation, parameters) in links.items()
+        }
     error_ref = {"application/json": {"schema": {"$ref": refs[ErrorEnvelope]}}}
-    always = (*_ALWAYS, 415) if spec.request_model is not None else _ALWAYS
-    for status in sorted({*spec.error_statuses, *always}):
+    for status in sorted(error_statuses(spec)):
         responses[str(status)] = {"description": _ERROR_DESCRIPTIONS[status], "content": error_ref}
         if status == 429:
             responses["429"]["headers"] = {
@@ -114,6 +118,20 @@ def _operation(spec: RouteSpec, refs: dict[type[BaseModel], str]) -> dict[str, A
             }
     operation["responses"] = responses
     return operation
+
+
+def error_statuses(spec: RouteSpec) -> set[int]:
+    """Every error status the route can answer: its own, and those its auth and inputs imply."""
+    statuses = {*spec.error_statuses, *_ALWAYS}
+    if spec.auth is not Auth.PUBLIC:
+        statuses.add(401)
+    if spec.auth is Auth.API_KEY:
+        statuses.add(429)
+    if spec.request_model is not None or spec.query_model is not None:
+        statuses.add(422)
+    if spec.request_model is not None:
+        statuses |= {413, 415}
+    return statuses
 
 
 def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:

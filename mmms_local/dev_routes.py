@@ -105,6 +105,7 @@ def register_dev_routes(router: Router) -> None:
         "GET",
         summary="One captured email (HTML)",
         auth=Auth.PUBLIC,
+        error_statuses=(404,),
     )
     def dev_outbox_message(ctx: RequestContext, capture_id: str) -> Response:
         try:

@@ -14,6 +14,8 @@ from chalice import local
 from chalice.local import MatchResult, RouteMatcher
 
 GREEDY_SUFFIX = "{proxy+}"
+# Methods no route declares; Chalice's local handler would not even pass them to the app.
+EXTRA_METHODS = ("TRACE", "CONNECT", "PROPFIND", "LINK", "UNLINK", "QUERY")
 
 
 class GreedyRouteMatcher(RouteMatcher):
@@ -35,5 +37,11 @@ class GreedyRouteMatcher(RouteMatcher):
 
 
 def install() -> None:
-    """Use the greedy matcher in every LocalGateway created from now on. Idempotent."""
+    """Use the greedy matcher in every LocalGateway created from now on, and hand every
+    method to the app (BaseHTTPRequestHandler answers 501 HTML for methods it has no
+    ``do_X`` for; the app answers 405 with the error envelope, as behind API Gateway).
+    Idempotent."""
     local.RouteMatcher = GreedyRouteMatcher  # type: ignore[misc]
+    handler = local.ChaliceRequestHandler
+    for method in EXTRA_METHODS:
+        setattr(handler, f"do_{method}", handler._generic_handle)

@@ -19,6 +19,7 @@ from typing import Any
 from chalice.app import Request, Response
 
 from chalicelib.errors import (
+    MethodNotAllowedError,
     MMMSError,
     RequestValidationError,
     UnsupportedMediaTypeError,
@@ -38,12 +39,14 @@ _KEY_IN_PATH = re.compile(r"ak_[A-Za-z0-9_-]+")
 def make_http_middleware(
     cors_allow_list: Callable[[], list[str]],
     origin_registered: Callable[[str], bool],
+    declared_methods: Callable[[str], list[str]] = lambda _path: [],
 ) -> Callable[[Request, Callable[[Request], Response]], Response]:
     """The middleware.
 
     ``cors_allow_list`` reads CORS_ALLOW_ORIGINS (lazily, per request); ``origin_registered``
     says whether a live key allows an origin, asked only for error answers (a 401 to a front
-    end must be readable by it) that no other rule lets through.
+    end must be readable by it) that no other rule lets through; ``declared_methods`` gives
+    a route's methods (the ``Allow`` of a 405 for a method no route knows, e.g. TRACE).
     """
 
     def http_middleware(request: Request, get_response: Callable[[Request], Response]) -> Response:
@@ -52,6 +55,9 @@ def make_http_middleware(
         started = time.perf_counter()
         try:
             response = _own_envelope(get_response(request), request_id)
+            if response.status_code == 405 and "Allow" in response.headers:
+                path = str(request.context.get("resourcePath", ""))
+                response.headers["Allow"] = ", ".join(declared_methods(path)) or "OPTIONS"
             response.headers["X-Request-Id"] = request_id
             _cors(request, response, cors_allow_list, origin_registered)
             _access_log(request, response, started)
@@ -72,6 +78,11 @@ def _pick_request_id(request: Request) -> str:
     if isinstance(aws_id, str) and _VALID_REQUEST_ID.match(aws_id):
         return aws_id
     return uuid.uuid4().hex
+
+
+def request_method(body: dict[str, object]) -> str:
+    """The method in Chalice's "Unsupported method: TRACE" message."""
+    return str(body.get("Message", "")).rpartition(" ")[2] or "this method"
 
 
 def _own_envelope(response: Response, request_id: str) -> Response:
@@ -95,6 +106,10 @@ def _own_envelope(response: Response, request_id: str) -> Response:
             ]
         )
         payload = envelope_for(error, request_id)
+    elif response.status_code == 405:  # a method no route declares (TRACE, CONNECT, ...)
+        error = MethodNotAllowedError(request_method(body), [])
+        payload = envelope_for(error, request_id)
+        payload["details"] = None  # the Allow header says what is
     else:
         payload = internal_error_envelope(request_id)
         payload["status"] = response.status_code

@@ -55,6 +55,8 @@ class RouteSpec:
     error_statuses: tuple[int, ...] = ()
     # Other success answers: status → (description, model of ``data`` or None).
     extra_responses: dict[int, tuple[str, type[BaseModel] | None]] = field(default_factory=dict)
+    # OpenAPI links of a success answer: status → {link name: (operationId, parameters)}.
+    links: dict[int, dict[str, tuple[str, dict[str, str]]]] = field(default_factory=dict)
 
 
 class Router:
@@ -76,6 +78,7 @@ class Router:
         success_status: int = 200,
         error_statuses: tuple[int, ...] = (),
         extra_responses: dict[int, tuple[str, type[BaseModel] | None]] | None = None,
+        links: dict[int, dict[str, tuple[str, dict[str, str]]]] | None = None,
     ) -> Callable[[View], View]:
         def register(view: View) -> View:
             spec = RouteSpec(
@@ -90,12 +93,18 @@ class Router:
                 success_status=success_status,
                 error_statuses=error_statuses,
                 extra_responses=extra_responses or {},
+                links=links or {},
             )
             self.specs.append(spec)
             self._app.route(path, methods=[method], name=spec.name)(self._endpoint(spec, view))
             return view
 
         return register
+
+    def methods_of(self, path: str) -> list[str]:
+        """The methods declared on ``path`` (plus OPTIONS), for ``Allow`` headers."""
+        declared = [spec.method for spec in self.specs if spec.path == path]
+        return [*declared, "OPTIONS"] if declared else []
 
     def finish(self) -> None:
         """Add 405 and preflight answers on every path, and the 404 catch-all."""

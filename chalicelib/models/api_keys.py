@@ -7,11 +7,13 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, field_validator
 
-from chalicelib.models.common import RequestModel, UtcDatetime
-from chalicelib.services.origins import normalize_origin_name
+from chalicelib.models.common import NOT_BLANK, RequestModel, UtcDatetime
+from chalicelib.services.origins import ORIGIN_NAME_PATTERN, normalize_origin_name
 
 OriginName = Annotated[
-    str, Field(min_length=1, max_length=253), AfterValidator(normalize_origin_name)
+    str,
+    Field(min_length=1, max_length=253, json_schema_extra={"pattern": ORIGIN_NAME_PATTERN}),
+    AfterValidator(normalize_origin_name),
 ]
 
 
@@ -20,7 +22,7 @@ def _unique(names: list[str]) -> list[str]:
 
 
 class CreateApiKeyRequest(RequestModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200, json_schema_extra={"pattern": NOT_BLANK})
     origin_names: Annotated[list[OriginName], AfterValidator(_unique)] = Field(max_length=100)
     expires_at: AwareDatetime | None = None
     mode: Literal["live", "test"] = Field(

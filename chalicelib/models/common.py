@@ -9,6 +9,25 @@ from pydantic import BaseModel, ConfigDict, PlainSerializer, model_validator
 
 T = TypeVar("T")
 
+# Patterns the OpenAPI document states and the models enforce (so both accept the same).
+NOT_BLANK = r"\S"  # after surrounding whitespace is stripped, something is left
+SINGLE_LINE = r"^[^\r\n]*$"
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_RESERVED_TLDS = ("arpa", "invalid", "local", "localhost", "onion", "test")
+
+
+def _any_case(word: str) -> str:
+    return "".join(f"[{c.lower()}{c.upper()}]" for c in word)
+
+
+# An ASCII address as email-validator accepts it without DNS (SES takes ASCII only: an
+# internationalised domain is written in punycode, xn--...).
+EMAIL_PATTERN = (
+    rf"^{_ATEXT}{{1,32}}(?:\.{_ATEXT}{{1,15}}){{0,2}}@(?:{_LABEL}\.){{1,4}}"
+    rf"(?!(?:{'|'.join(_any_case(t) for t in _RESERVED_TLDS)})$)[A-Za-z]{{2,63}}$"
+)
+
 
 def format_utc(value: datetime) -> str:
     """``2025-01-27T10:30:00Z``: the timestamp format of every MMMS payload."""
@@ -36,6 +55,9 @@ def contains_nul(value: Any) -> bool:
 class NoNulModel(BaseModel):
     """Refuses NUL characters in any string (a 422, not a database error)."""
 
+    # The patterns use lookahead, which only Python's engine has (and the fuzzer uses it too).
+    model_config = ConfigDict(regex_engine="python-re")
+
     @model_validator(mode="before")
     @classmethod
     def _no_nul(cls, data: Any) -> Any:
@@ -47,7 +69,7 @@ class NoNulModel(BaseModel):
 class RequestModel(NoNulModel):
     """A request body: unknown fields are refused so that typos do not pass silently."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, regex_engine="python-re")
 
 
 class Envelope(BaseModel, Generic[T]):

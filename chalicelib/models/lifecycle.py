@@ -9,11 +9,11 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
-from chalicelib.models.common import NoNulModel, RequestModel, UtcDatetime
+from chalicelib.models.common import NOT_BLANK, NoNulModel, RequestModel, UtcDatetime
 from chalicelib.models.mail import DeliveryState, DeliveryStatus, EmailAddress
 
 MAX_PAGE = 1000
@@ -75,9 +75,9 @@ class ProviderEvent:
 
 class PageQuery(RequestModel):
     limit: int = Field(default=100, ge=1, le=MAX_PAGE, description=f"At most {MAX_PAGE}")
-    cursor: Annotated[str, Field(min_length=1, max_length=600)] | None = Field(
-        default=None, description="next_cursor of the previous page"
-    )
+    cursor: (
+        Annotated[str, Field(min_length=1, max_length=600, pattern=r"^[A-Za-z0-9_-]+$")] | None
+    ) = Field(default=None, description="next_cursor of the previous page")
 
 
 class EmailStatusQuery(PageQuery):
@@ -118,9 +118,12 @@ SuppressionReason = Literal["bounce", "complaint", "manual"]
 
 
 class SuppressionQuery(PageQuery):
-    address: Annotated[str, Field(min_length=1, max_length=320)] | None = Field(
-        default=None, description="Look up one address (case-insensitive)"
-    )
+    address: (
+        Annotated[
+            str, Field(min_length=1, max_length=320, json_schema_extra={"pattern": NOT_BLANK})
+        ]
+        | None
+    ) = Field(default=None, description="Look up one address (case-insensitive)")
 
 
 class AddSuppressionsRequest(RequestModel):
@@ -164,3 +167,16 @@ class MailgunSignature(NoNulModel):
     timestamp: Annotated[str, Field(min_length=1, max_length=20)]
     token: Annotated[str, Field(min_length=1, max_length=200)]
     signature: Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class MailgunWebhook(BaseModel):
+    """What Mailgun posts (one event per request); documented here, verified by the service."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    signature: dict[str, str]
+    event_data: dict[str, Any] = Field(alias="event-data")
+
+
+class SendGridWebhook(RootModel[list[dict[str, Any]]]):
+    """What SendGrid posts: a batch of events (signed in the headers)."""

@@ -11,17 +11,32 @@ import base64
 import binascii
 import enum
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel
 
-from chalicelib.models.common import NoNulModel, RequestModel, UtcDatetime
+from chalicelib.models.common import (
+    EMAIL_PATTERN,
+    NOT_BLANK,
+    SINGLE_LINE,
+    NoNulModel,
+    RequestModel,
+    UtcDatetime,
+)
 
 MAX_ID_LENGTH = 200
 
 
+_EMAIL = re.compile(EMAIL_PATTERN)
+
+
 def _valid_address(value: str) -> str:
+    if not _EMAIL.match(value):
+        raise ValueError(
+            "not an address like name@example.com (ASCII; write an international domain"
+            " in punycode, xn--...)"
+        )
     try:
         return validate_email(value, check_deliverability=False).normalized
     except EmailNotValidError as err:
@@ -46,14 +61,14 @@ def _content_type(value: str) -> str:
 
 def _file_name(value: str) -> str:
     _single_line(value)
-    if "/" in value or "\\" in value or value in {".", ".."}:
+    if "/" in value or "\\" in value or not re.search(r"[^\s.]", value):
         raise ValueError("a file name, without a path")
     return value
 
 
 def _unsubscribe_target(value: str) -> str:
     _single_line(value)
-    if not value.startswith(("https://", "mailto:")) or " " in value or ">" in value:
+    if not value.startswith(("https://", "mailto:")) or re.search(r"[\s>]", value):
         raise ValueError("an https:// URL or a mailto: address")
     return value
 
@@ -66,12 +81,48 @@ def _base64(value: str) -> str:
     return value
 
 
-EmailAddress = Annotated[str, Field(max_length=320), AfterValidator(_valid_address)]
-SingleLine = Annotated[str, AfterValidator(_single_line)]
-DisplayName = Annotated[str, Field(max_length=200), AfterValidator(_single_line)]
-UnsubscribeTarget = Annotated[str, Field(max_length=2000), AfterValidator(_unsubscribe_target)]
-Identifier = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
-MetadataKey = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+EmailAddress = Annotated[
+    str,
+    Field(max_length=254, json_schema_extra={"format": "email", "pattern": EMAIL_PATTERN}),
+    AfterValidator(_valid_address),
+]
+SingleLine = Annotated[
+    str, Field(json_schema_extra={"pattern": SINGLE_LINE}), AfterValidator(_single_line)
+]
+DisplayName = Annotated[
+    str,
+    Field(max_length=200, json_schema_extra={"pattern": SINGLE_LINE}),
+    AfterValidator(_single_line),
+]
+UnsubscribeTarget = Annotated[
+    str,
+    Field(max_length=2000, json_schema_extra={"pattern": r"^(?:https://|mailto:)[^\s>]*$"}),
+    AfterValidator(_unsubscribe_target),
+]
+Identifier = Annotated[
+    str, Field(min_length=1, max_length=MAX_ID_LENGTH, json_schema_extra={"pattern": NOT_BLANK})
+]
+Subject = Annotated[
+    str,
+    Field(min_length=1, max_length=998, json_schema_extra={"pattern": r"^[^\r\n]*\S[^\r\n]*$"}),
+    AfterValidator(_single_line),
+]
+Template = Annotated[str, Field(min_length=1, json_schema_extra={"pattern": NOT_BLANK})]
+_MIME_PART = r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*"
+_FILE_NAME = r"^[^/\\\r\n]*[^/\\\s.][^/\\\r\n]*$"
+_BASE64 = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+_METADATA_KEY = r"^[A-Za-z0-9_.:-]+$"
+
+
+def _string_map_schema(schema: dict[str, Any]) -> None:
+    """Every key matches the pattern and every value is a string (pydantic would write
+    patternProperties, which says nothing of keys that do not match)."""
+    values = schema.pop("patternProperties", {}).get(_METADATA_KEY, {"type": "string"})
+    schema["additionalProperties"] = values
+    schema["propertyNames"] = {**schema.get("propertyNames", {}), "pattern": _METADATA_KEY}
+
+
+MetadataKey = Annotated[str, Field(min_length=1, max_length=64, pattern=_METADATA_KEY)]
 
 
 class DeliveryState(enum.StrEnum):
@@ -99,20 +150,34 @@ class RecipientIn(RequestModel):
 
 
 class AttachmentIn(RequestModel):
-    filename: Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_file_name)]
-    content_type: Annotated[str, AfterValidator(_content_type)]
-    content: Annotated[str, AfterValidator(_base64)] = Field(description="base64")
+    filename: Annotated[
+        str,
+        Field(min_length=1, max_length=255, json_schema_extra={"pattern": _FILE_NAME}),
+        AfterValidator(_file_name),
+    ]
+    content_type: Annotated[
+        str,
+        Field(json_schema_extra={"pattern": rf"^{_MIME_PART}/{_MIME_PART}$"}),
+        AfterValidator(_content_type),
+    ]
+    content: Annotated[
+        str, Field(json_schema_extra={"pattern": _BASE64}), AfterValidator(_base64)
+    ] = Field(description="base64")
 
 
 class SendMailRequest(RequestModel):
     """The body of POST /v1/mail."""
 
-    recipients: list[RecipientIn] = Field(min_length=1)
+    recipients: list[RecipientIn] = Field(
+        min_length=1,
+        description="Distinct recipients: by emailRecipientId, else by address in any case"
+        " (a duplicate is a 422)",
+    )
     sender_name: DisplayName | None = None
     sender_email: EmailAddress
     sender_organisation_name: DisplayName | None = None
-    subject: Annotated[str, Field(min_length=1, max_length=998), AfterValidator(_single_line)]
-    html_template: str = Field(min_length=1)
+    subject: Subject
+    html_template: Template
     text_template: str | None = None
     client_env_id: Identifier | None = None
     email_id: Identifier
@@ -124,7 +189,7 @@ class SendMailRequest(RequestModel):
     reply_to: EmailAddress | None = None
     attachments: list[AttachmentIn] = Field(default_factory=list, max_length=20)
     metadata: dict[MetadataKey, Annotated[str, Field(max_length=256)]] = Field(
-        default_factory=dict, max_length=20
+        default_factory=dict, max_length=20, json_schema_extra=_string_map_schema
     )
     list_unsubscribe: UnsubscribeTarget | None = Field(
         default=None,
@@ -214,3 +279,7 @@ class BulkAcceptedData(BaseModel):
     email_id: str
     count: int
     recipients: list[DeliveryStatus]
+
+
+class QueuedData(RootModel[SingleSendData | BulkAcceptedData]):
+    """``data`` of a 202: a single recipient queued for retry, or a bulk email."""

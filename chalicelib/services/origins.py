@@ -18,6 +18,13 @@ _HOST = rf"{_LABEL}(?:\.{_LABEL})*"
 _ALLOWED_ORIGIN = re.compile(rf"^(?P<wild>\*\.)?(?P<host>{_HOST})(?::(?P<port>\d{{1,5}}))?$")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 MAX_ORIGIN_LENGTH = 253
+# What the API documents and accepts for an allowed origin name (any case, trimmed).
+_PORT = r"(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+_DOC_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+ORIGIN_NAME_PATTERN = (
+    rf"^\s*(?:\*\.{_DOC_LABEL}(?:\.{_DOC_LABEL})+|{_DOC_LABEL}(?:\.{_DOC_LABEL})*)"
+    rf"(?::{_PORT})?\s*$"
+)
 
 
 @dataclass(frozen=True)
@@ -35,8 +42,8 @@ def normalize_origin_name(raw: str) -> str:
     if match is None:
         raise ValueError("not a host name, host:port or *.domain")
     port = match.group("port")
-    if port is not None and not 0 < int(port) < 65536:
-        raise ValueError("port out of range")
+    if port is not None and (port.startswith("0") or not 0 < int(port) < 65536):
+        raise ValueError("port out of range (1-65535, no leading zero)")
     if match.group("wild") and "." not in match.group("host"):
         raise ValueError("a wildcard must cover subdomains of a domain, e.g. *.example.com")
     return name

@@ -36,6 +36,29 @@ def test_wrong_method_is_405_with_allow(client: Client) -> None:
     assert answer.headers["allow"] == "POST, OPTIONS"
 
 
+@pytest.mark.parametrize("method", ["TRACE", "CONNECT", "PROPFIND"])
+def test_a_method_no_route_declares_is_405_with_the_envelope(client: Client, method: str) -> None:
+    answer = call(client, method, "/v1/suppressions")
+
+    assert_envelope(answer, 405, "method_not_allowed")
+    assert answer.headers["allow"] == "GET, POST, OPTIONS"
+    assert method in answer.json["message"]
+
+
+def test_undeclared_methods_are_405_over_real_http_too(services: Container) -> None:
+    import requests
+
+    from tests.support.local_server import serving
+
+    with serving() as url:
+        answer = requests.request("TRACE", f"{url}/v1/health", timeout=5)
+
+    assert answer.status_code == 405
+    assert answer.headers["Content-Type"] == "application/json"
+    assert answer.json()["error_type"] == "method_not_allowed"
+    assert answer.headers["Allow"] == "GET, OPTIONS"
+
+
 def test_wrong_content_type_is_415(client: Client) -> None:
     answer = call(
         client,

@@ -1,0 +1,80 @@
+"""Schemathesis hooks for the contract run (``tests/integration/mail/test_contract.py``).
+
+Loaded with ``SCHEMATHESIS_HOOKS=tests.support.schemathesis_hooks``. Five of the API's rules
+depend on state that a JSON Schema cannot state, so generated
+bodies are adjusted to respect them; every check stays on:
+
+- ``email_id`` names one email: posting it again with other content is a 400 (idempotency).
+  Each generated ``POST /v1/mail`` gets an ``email_id`` of its own.
+- ``expires_at`` of a new key must be in the future. A generated past date is moved a year
+  ahead.
+- ``subject``, ``html_template`` and ``text_template`` are Jinja templates: ``{{``, ``{%`` and
+  ``{#`` open expressions, so a random string is not always one (422). Braces in generated
+  templates become brackets; templates themselves are tested in test_render_budget.py.
+- Recipients of one email are distinct (by ``emailRecipientId``, else address, in any
+  case): a duplicate is a 422. Generated duplicates get an ``emailRecipientId`` of their own.
+- A suppressed address is never sent to (a single send to it is a 400). Addresses the run
+  suppresses get a local part of their own, so they are not the ones it then mails.
+
+Only values the schema already accepts are touched, so negative cases stay negative.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import schemathesis
+
+
+@schemathesis.hook
+def before_call(context: Any, case: Any, kwargs: Any) -> None:
+    """Every phase (examples, coverage, fuzzing, stateful) sends through here."""
+    body = case.body
+    if not isinstance(body, dict):
+        return
+    path = case.operation.path
+    if path == "/v1/mail" and _is_identifier(body.get("email_id")):
+        body["email_id"] = f"fuzz-{uuid.uuid4().hex}"
+        _distinct_recipients(body.get("recipients"))
+        for field in ("subject", "html_template", "text_template"):
+            if isinstance(body.get(field), str):
+                body[field] = body[field].replace("{", "[").replace("}", "]")
+    if path == "/v1/api-key" and isinstance(body.get("expires_at"), str):
+        body["expires_at"] = _in_future(body["expires_at"])
+    if path == "/v1/suppressions" and isinstance(body.get("addresses"), list):
+        body["addresses"] = [_own_local_part(a) for a in body["addresses"]]
+
+
+def _is_identifier(value: object) -> bool:
+    return isinstance(value, str) and 0 < len(value.strip()) <= 200
+
+
+def _in_future(value: str) -> str:
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return value  # not a date-time: a negative case, left as generated
+    if parsed.tzinfo is None or parsed > datetime.now(UTC):
+        return value
+    return (datetime.now(UTC) + timedelta(days=365)).isoformat()
+
+
+def _own_local_part(address: object) -> object:
+    if not isinstance(address, str) or address.count("@") != 1:
+        return address
+    return f"s{uuid.uuid4().hex[:12]}@{address.split('@')[1]}"
+
+
+def _distinct_recipients(recipients: object) -> None:
+    if not isinstance(recipients, list):
+        return
+    seen: set[str] = set()
+    for index, recipient in enumerate(recipients):
+        if not isinstance(recipient, dict) or not isinstance(recipient.get("mail"), str):
+            return  # a negative case
+        key = str(recipient.get("emailRecipientId") or recipient["mail"].lower())
+        if key in seen:
+            recipient["emailRecipientId"] = f"fuzz-{index}-{uuid.uuid4().hex[:8]}"
+        seen.add(str(recipient.get("emailRecipientId") or recipient["mail"].lower()))
