@@ -14,13 +14,21 @@ from typing import Any
 
 from chalice.app import Response
 from jinja2 import Environment
+from pydantic import Field
 
 from chalicelib.bootstrap import container
 from chalicelib.errors import NotFoundError
 from chalicelib.http.context import RequestContext
 from chalicelib.http.responses import success
 from chalicelib.http.routing import Auth, Router
-from chalicelib.providers.capture import envelope_recipients, list_captured, read_captured
+from chalicelib.models.common import RequestModel
+from chalicelib.providers.capture import (
+    captured_bytes,
+    captured_ids,
+    envelope_recipients,
+    list_captured,
+    read_captured,
+)
 from mmms_local.local_queue import LocalQueue
 
 _pages = Environment(autoescape=True)
@@ -44,6 +52,8 @@ first. JSON: <a href="/v1/dev/outbox">/v1/dev/outbox</a>,
 <td><a href="/v1/dev/outbox/{{ m.id }}">{{ m.subject }}</a></td>
 <td class="{{ m.status }}">{{ m.status or "" }}</td><td>{{ m.size }} B</td></tr>
 {% else %}<tr><td colspan="5">Nothing captured yet.</td></tr>{% endfor %}</table>
+<p>{{ count }} captured.{% if next_before %}
+<a href="/v1/dev?before={{ next_before }}">Older →</a>{% endif %}</p>
 <h2>Result queue</h2><table><tr><th>Email</th><th>Recipient</th><th>Status</th>
 <th>Provider</th><th>Error</th></tr>{% for r in results %}<tr><td>{{ r.email_id }}</td>
 <td>{{ r.recipient }}</td><td class="{{ r.status }}">{{ r.status }}</td>
@@ -60,7 +70,8 @@ recipient <code>{{ delivery.email_recipient_id }}</code>
 {% for e in events %}<tr><td class="{{ e.type }}">{{ e.type }}</td>
 <td>{{ e.at.strftime('%Y-%m-%d %H:%M:%S.%f')[:-3] }}Z</td>
 <td>{{ e.provider or "" }}</td><td>{{ e.detail or "" }}</td></tr>{% endfor %}</table>
-{% endif %}<h2>Message</h2><table>
+{% endif %}<h2>Message</h2>
+<p><a href="/v1/dev/outbox/{{ capture_id }}/eml">Download .eml</a></p><table>
 {% for name, value in headers %}<tr><th>{{ name }}</th><td>{{ value }}</td></tr>{% endfor %}
 <tr><th>Envelope to</th><td>{{ envelope | join(", ") }}</td></tr></table>
 <h2>HTML part</h2>{% if html %}<iframe sandbox srcdoc="{{ html }}"></iframe>
@@ -87,18 +98,50 @@ def capture_dir() -> Path:
 
 
 def register_dev_routes(router: Router) -> None:
-    @router.route("/v1/dev", "GET", summary="Local outbox and results (HTML)", auth=Auth.PUBLIC)
+    router.app.api.binary_types.append(EML_TYPE)
+
+    @router.route(
+        "/v1/dev",
+        "GET",
+        summary="Local outbox and results (HTML), a page at a time",
+        auth=Auth.PUBLIC,
+        query_model=OutboxQuery,
+    )
     def dev_index(ctx: RequestContext) -> Response:
-        messages = _with_status(list_captured(capture_dir()) if capture_dir().exists() else [])
-        body = _INDEX.render(folder=capture_dir(), messages=messages, results=_results()[:50])
+        page = _outbox_page(ctx.query(OutboxQuery))
+        body = _INDEX.render(folder=capture_dir(), results=_results()[:50], **page)
         return _html("Outbox", body)
 
-    @router.route("/v1/dev/outbox", "GET", summary="Captured emails (JSON)", auth=Auth.PUBLIC)
+    @router.route(
+        "/v1/dev/outbox",
+        "GET",
+        summary="Captured emails (JSON), newest first, a page at a time",
+        auth=Auth.PUBLIC,
+        query_model=OutboxQuery,
+    )
     def dev_outbox(ctx: RequestContext) -> Response:
-        messages = _with_status(list_captured(capture_dir()) if capture_dir().exists() else [])
-        for message in messages:
-            message["html_url"] = f"/v1/dev/outbox/{message['id']}"
-        return success("Captured emails", {"count": len(messages), "messages": messages})
+        return success("Captured emails", _outbox_page(ctx.query(OutboxQuery)))
+
+    @router.route(
+        "/v1/dev/outbox/{capture_id}/eml",
+        "GET",
+        summary="One captured email as its raw .eml file",
+        auth=Auth.PUBLIC,
+        error_statuses=(404,),
+    )
+    def dev_outbox_eml(ctx: RequestContext, capture_id: str) -> Response:
+        try:
+            raw = captured_bytes(capture_dir(), capture_id)
+        except (ValueError, FileNotFoundError) as err:
+            raise NotFoundError(f"No captured email {capture_id!r}") from err
+        return Response(
+            body=raw,
+            status_code=200,
+            headers={
+                "Content-Type": EML_TYPE,
+                "Content-Disposition": f'attachment; filename="{capture_id}.eml"',
+            },
+        )
 
     @router.route(
         "/v1/dev/outbox/{capture_id}",
@@ -116,6 +159,7 @@ def register_dev_routes(router: Router) -> None:
         history = container().status.history(found) if found else None
         page = _MESSAGE.render(
             **_parts(message),
+            capture_id=capture_id,
             delivery=found,
             events=history.events if history else [],
         )
@@ -125,6 +169,35 @@ def register_dev_routes(router: Router) -> None:
     def dev_results(ctx: RequestContext) -> Response:
         results = _results()
         return success("Result queue", {"count": len(results), "results": results})
+
+
+EML_TYPE = "message/rfc822"
+
+
+class OutboxQuery(RequestModel):
+    limit: int = Field(default=50, ge=1, le=500)
+    before: str | None = Field(
+        default=None,
+        max_length=40,
+        pattern=r"^\d{8}T\d{6}\.\d{6}Z-[0-9a-f]{16}$",
+        description="next_before of the previous page: messages captured before this one",
+    )
+
+
+def _outbox_page(query: OutboxQuery) -> dict[str, Any]:
+    """One page of the outbox, newest first; only this page's files are read."""
+    ids = captured_ids(capture_dir())
+    older = [i for i in ids if i < query.before] if query.before else ids
+    messages = _with_status(list_captured(capture_dir(), before=query.before, limit=query.limit))
+    for message in messages:
+        message["html_url"] = f"/v1/dev/outbox/{message['id']}"
+        message["eml_url"] = f"/v1/dev/outbox/{message['id']}/eml"
+    more = len(older) > query.limit
+    return {
+        "count": len(ids),
+        "messages": messages,
+        "next_before": messages[-1]["id"] if more and messages else None,
+    }
 
 
 def _with_status(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:

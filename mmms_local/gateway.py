@@ -1,4 +1,5 @@
-"""Make Chalice's local gateway route greedy paths the way API Gateway does.
+"""Make Chalice's local server behave like API Gateway where it matters: greedy paths, every
+method reaching the app, and a listen backlog that holds a burst of clients.
 
 API Gateway sends ``/v1/anything/else`` to a ``/{proxy+}`` route; Chalice's local
 ``RouteMatcher`` only matches routes with the same number of segments, so unknown deep
@@ -14,6 +15,7 @@ from chalice import local
 from chalice.local import MatchResult, RouteMatcher
 
 GREEDY_SUFFIX = "{proxy+}"
+LISTEN_BACKLOG = 1024
 # Methods no route declares; Chalice's local handler would not even pass them to the app.
 EXTRA_METHODS = ("TRACE", "CONNECT", "PROPFIND", "LINK", "UNLINK", "QUERY")
 
@@ -42,6 +44,10 @@ def install() -> None:
     ``do_X`` for; the app answers 405 with the error envelope, as behind API Gateway).
     Idempotent."""
     local.RouteMatcher = GreedyRouteMatcher  # type: ignore[misc]
+    # HTTPServer listens with a backlog of 5: a burst of new connections beyond it is reset
+    # before a thread ever sees it. Each connection gets its own thread; let them queue.
+    local.ThreadedHTTPServer.request_queue_size = LISTEN_BACKLOG
+    local.ThreadedHTTPServer.daemon_threads = True
     handler = local.ChaliceRequestHandler
     for method in EXTRA_METHODS:
         setattr(handler, f"do_{method}", handler._generic_handle)

@@ -61,6 +61,7 @@ class RouteSpec:
 
 class Router:
     def __init__(self, app: Chalice, services: Callable[[], Container]) -> None:
+        self.app = app
         self._app = app
         self._services = services
         self.specs: list[RouteSpec] = []

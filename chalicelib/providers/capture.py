@@ -12,7 +12,8 @@ addresses are delivered), so ``make run`` shows the whole lifecycle. Bcc recipie
 recoverable from it although the message has no Bcc header; the header exists only in
 captured files, never in mail that leaves through a real provider.
 
-:func:`list_captured`, :func:`read_captured` and :func:`envelope_recipients` are the read
+:func:`list_captured` (paged), :func:`read_captured`, :func:`captured_bytes` and
+:func:`envelope_recipients` are the read
 side (the local "outbox" page).
 """
 
@@ -72,25 +73,28 @@ class CaptureProvider:
         """Nothing is kept open."""
 
 
-def list_captured(directory: Path) -> list[dict[str, Any]]:
-    """A summary of every captured message, newest first (empty if the directory is missing).
+def list_captured(
+    directory: Path, *, before: str | None = None, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """Summaries of captured messages, newest first (empty if the directory is missing):
+    at most ``limit``, those captured before the id ``before`` (paging). Only the listed
+    files are read, so a page costs the same with 10 or 100,000 messages captured.
 
     Each entry: ``id``, ``file`` (name), ``subject``, ``from``, ``to``, ``date`` (the
     ``Date`` header), ``size`` (bytes).
     """
-    directory = Path(directory)
-    if not directory.is_dir():
-        return []
+    ids = captured_ids(directory)
+    if before is not None:
+        ids = [capture_id for capture_id in ids if capture_id < before]
     parser = BytesHeaderParser(policy=policy.default)
     summaries = []
-    for path in sorted(directory.glob("*.eml"), reverse=True):
-        if not _CAPTURE_ID.match(path.stem):
-            continue
+    for capture_id in ids[:limit] if limit is not None else ids:
+        path = Path(directory) / f"{capture_id}.eml"
         with path.open("rb") as handle:
             headers = parser.parse(handle)
         summaries.append(
             {
-                "id": path.stem,
+                "id": capture_id,
                 "file": path.name,
                 "subject": str(headers.get("Subject", "")),
                 "from": str(headers.get("From", "")),
@@ -100,6 +104,22 @@ def list_captured(directory: Path) -> list[dict[str, Any]]:
             }
         )
     return summaries
+
+
+def captured_ids(directory: Path) -> list[str]:
+    """Every capture id in ``directory``, newest first (names only: no file is opened)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    stems = (name.removesuffix(".eml") for name in os.listdir(directory) if name.endswith(".eml"))
+    return sorted((stem for stem in stems if _CAPTURE_ID.match(stem)), reverse=True)
+
+
+def captured_bytes(directory: Path, capture_id: str) -> bytes:
+    """The captured message exactly as stored (its ``.eml``). Same errors as read_captured."""
+    if not _CAPTURE_ID.match(capture_id):
+        raise ValueError(f"not a capture id: {capture_id!r}")
+    return (Path(directory) / f"{capture_id}.eml").read_bytes()
 
 
 def read_captured(directory: Path, capture_id: str) -> EmailMessage:

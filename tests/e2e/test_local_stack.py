@@ -139,6 +139,9 @@ def test_single_and_bulk_mail_on_embedded_defaults_survive_a_restart(tmp_path: P
         outbox = stack.wait_for("/v1/dev/outbox", 4)
         results = stack.wait_for("/v1/dev/results", 8)
         page = stack.get(outbox["messages"][0]["html_url"])
+        eml = stack.get(outbox["messages"][0]["eml_url"])
+        first = stack.get("/v1/dev/outbox?limit=3").json()["data"]
+        rest = stack.get(f"/v1/dev/outbox?limit=3&before={first['next_before']}").json()["data"]
 
     assert stack.process.returncode == 0
     assert "Stopped" in stack.log.read_text()
@@ -156,6 +159,13 @@ def test_single_and_bulk_mail_on_embedded_defaults_survive_a_restart(tmp_path: P
     bo = parsed['"Bo <b>" <bo@example.org>'].get_body(("html",))
     assert bo is not None
     assert "Hello <em>Bo &lt;b&gt;</em> from Hello Team" in bo.get_content()
+    newest = outbox["messages"][0]["id"]
+    assert eml.headers["content-type"] == "message/rfc822"
+    assert eml.content == (home / "outbox" / f"{newest}.eml").read_bytes()
+    assert [m["id"] for m in first["messages"] + rest["messages"]] == [
+        f.stem for f in sorted(files, reverse=True)
+    ]
+    assert rest["next_before"] is None
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
     assert "srcdoc=" in page.text

@@ -70,3 +70,15 @@ def test_read_captured_refuses_anything_but_a_capture_id(tmp_path: Path, capture
 def test_read_captured_of_an_unknown_id_is_not_found(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         read_captured(tmp_path, "20260101T000000.000000Z-0123456789abcdef")
+
+
+def test_list_captured_pages_newest_first_reading_only_the_page(tmp_path: Path) -> None:
+    provider = CaptureProvider(tmp_path)
+    ids = [provider.send(make_message(subject=f"m{i}")).message_id for i in range(5)]
+    (tmp_path / f"{ids[0]}.eml").write_bytes(b"")  # unreadable junk outside the page
+
+    first = list_captured(tmp_path, limit=2)
+    second = list_captured(tmp_path, before=first[-1]["id"], limit=2)
+
+    assert [m["subject"] for m in first] == ["m4", "m3"]
+    assert [m["subject"] for m in second] == ["m2", "m1"]
