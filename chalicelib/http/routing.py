@@ -62,7 +62,6 @@ class RouteSpec:
 class Router:
     def __init__(self, app: Chalice, services: Callable[[], Container]) -> None:
         self.app = app
-        self._app = app
         self._services = services
         self.specs: list[RouteSpec] = []
 
@@ -97,7 +96,7 @@ class Router:
                 links=links or {},
             )
             self.specs.append(spec)
-            self._app.route(path, methods=[method], name=spec.name)(self._endpoint(spec, view))
+            self.app.route(path, methods=[method], name=spec.name)(self._endpoint(spec, view))
             return view
 
         return register
@@ -116,20 +115,20 @@ class Router:
             slug = _slug(path)
             others = [m for m in ALL_METHODS if m not in methods]
             if others:
-                self._app.route(path, methods=others, name=f"not_allowed_{slug}")(
+                self.app.route(path, methods=others, name=f"not_allowed_{slug}")(
                     self._guarded(self._method_not_allowed([*methods, "OPTIONS"]))
                 )
-            self._app.route(path, methods=["OPTIONS"], name=f"preflight_{slug}")(
+            self.app.route(path, methods=["OPTIONS"], name=f"preflight_{slug}")(
                 self._guarded(self._preflight([*methods, "OPTIONS"]))
             )
         for catch_all in ("/", "/{proxy+}"):
-            self._app.route(
+            self.app.route(
                 catch_all, methods=[*ALL_METHODS, "OPTIONS"], name=f"not_found_{_slug(catch_all)}"
             )(self._guarded(self._not_found))
 
     def _endpoint(self, spec: RouteSpec, view: View) -> Callable[..., Response]:
         def endpoint(**params: str) -> Response:
-            request = self._app.current_request
+            request = self.app.current_request
             assert request is not None  # noqa: S101 - Chalice sets it before calling views
             # Only a body needs the settings: GET /v1/health stays free of any set-up.
             if request.raw_body:
@@ -167,7 +166,7 @@ class Router:
 
     def _preflight(self, methods: list[str]) -> Callable[..., Response]:
         def preflight(**_params: str) -> Response:
-            request = self._app.current_request
+            request = self.app.current_request
             assert request is not None  # noqa: S101
             return preflight_response(request, methods, self._services)
 
@@ -175,13 +174,13 @@ class Router:
 
     def _method_not_allowed(self, allowed: list[str]) -> Callable[..., Response]:
         def not_allowed(**_params: str) -> Response:
-            request = self._app.current_request
+            request = self.app.current_request
             raise MethodNotAllowedError(request.method if request else "?", allowed)
 
         return not_allowed
 
     def _not_found(self, **_params: Any) -> Response:
-        request = self._app.current_request
+        request = self.app.current_request
         path = request.context.get("path", "") if request is not None else ""
         raise NotFoundError(f"No route for {path or 'this path'}")
 

@@ -46,11 +46,10 @@ class StatusService:
         after = decode_cursor(cursor)
         rows = self._repo.page(api_key_id, email_id, status=status, after=after, limit=limit + 1)
         count = self._repo.count(api_key_id, email_id, status)
-        if not rows and (status is not None or after is not None):
-            if self._repo.count(api_key_id, email_id, None) == 0:
+        if not rows:  # past the last page, or no such email for this key (404)
+            total = count if status is None else self._repo.count(api_key_id, email_id, None)
+            if total == 0:
                 raise NotFoundError(f"No email {email_id!r} for this API key")
-        elif not rows:
-            raise NotFoundError(f"No email {email_id!r} for this API key")
         keys = [row.email_recipient_id for row in rows]
         return EmailPage(email_id, count, rows[:limit], next_cursor(keys, limit))
 
