@@ -23,6 +23,7 @@ the SPEC section 3 envelope in exactly one place (:func:`envelope_for`).
     ├── BatchIncompleteError             some SQS records must be retried (raised to Lambda)
     └── ProviderError                    raised by mail providers (``chalicelib.providers``)
         ├── ProviderUnavailableError     transient: fail over to the next provider, retry later
+        │   └── ProviderThrottledError   over the provider's send rate: back off, same provider
         └── MessageRejectedError         permanent: never retried, never failed over
 
 Anything else reaching the HTTP layer is a 500 ``internal_error`` whose body says
@@ -171,6 +172,11 @@ class ProviderUnavailableError(ProviderError):
 
     error_type = "service_unavailable"
     status = 503
+
+
+class ProviderThrottledError(ProviderUnavailableError):
+    """The provider is up but refuses more sends for now (rate exceeded): back-pressure, not an
+    outage. Retried on the same provider with backoff; never trips the breaker or fails over."""
 
 
 class MessageRejectedError(ProviderError):

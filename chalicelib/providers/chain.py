@@ -3,6 +3,10 @@
 ``send`` tries the providers in order:
 
 - a :class:`ProviderUnavailableError` counts against that provider and the next one is tried;
+- a :class:`ProviderThrottledError` (over the provider's send rate) is retried on the same
+  provider with exponential backoff and full jitter; if it lasts, it is re-raised: a
+  throttle is back-pressure, not an outage, so it neither counts against the breaker nor
+  fails over (the recipient is retried later through the queue);
 - a :class:`MessageRejectedError` is re-raised at once: a rejected message is not failed over
   (another provider would refuse it too, or worse, deliver what the first one refused);
 - when every provider failed or was skipped, :class:`ProviderUnavailableError` with
@@ -24,11 +28,16 @@ The breaker below is a few dozen lines, locks only its counters, and takes ``clo
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable, Sequence
 
-from chalicelib.errors import MessageRejectedError, ProviderUnavailableError
+from chalicelib.errors import (
+    MessageRejectedError,
+    ProviderThrottledError,
+    ProviderUnavailableError,
+)
 from chalicelib.providers.base import MailProvider, OutgoingMessage, SendResult
 
 log = logging.getLogger("mmms.providers")
@@ -84,6 +93,11 @@ class ProviderChain:
         failure_threshold: int = 3,
         cooldown_seconds: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        throttle_retries: int = 3,
+        throttle_base_delay: float = 0.2,
+        throttle_max_delay: float = 2.0,
+        sleep: Callable[[float], None] = time.sleep,
+        jitter: Callable[[float, float], float] = random.uniform,
     ) -> None:
         if not providers:
             raise ValueError("a provider chain needs at least one provider")
@@ -91,6 +105,11 @@ class ProviderChain:
         self._breakers = [
             CircuitBreaker(failure_threshold, cooldown_seconds, clock) for _ in self.providers
         ]
+        self._throttle_retries = throttle_retries
+        self._throttle_base_delay = throttle_base_delay
+        self._throttle_max_delay = throttle_max_delay
+        self._sleep = sleep
+        self._jitter = jitter
 
     def send(self, message: OutgoingMessage) -> SendResult:
         failures: list[str] = []
@@ -102,9 +121,15 @@ class ProviderChain:
                 self._log_failover(message, position, "circuit open")
                 continue
             try:
-                result = provider.send(message)
+                result = self._send_backing_off(provider, message)
             except MessageRejectedError:
                 breaker.record_success()
+                raise
+            except ProviderThrottledError:
+                # Up, but over its rate: not an outage. The recipient waits (the queue retries
+                # it later) rather than going to the next, often costlier, provider.
+                breaker.record_success()
+                log.info("mail provider throttled", extra={"provider": provider.name})
                 raise
             except ProviderUnavailableError as err:
                 breaker.record_failure()
@@ -118,6 +143,19 @@ class ProviderChain:
             "every provider is unavailable: " + "; ".join(failures),
             response={"failures": failures},
         )
+
+    def _send_backing_off(self, provider: MailProvider, message: OutgoingMessage) -> SendResult:
+        """``provider.send``, retried while it is throttled: exponential backoff with full
+        jitter (AWS's advice for throttled clients), at most ``throttle_retries`` times."""
+        for attempt in range(self._throttle_retries + 1):
+            try:
+                return provider.send(message)
+            except ProviderThrottledError:
+                if attempt == self._throttle_retries:
+                    raise
+                ceiling = min(self._throttle_max_delay, self._throttle_base_delay * 2**attempt)
+                self._sleep(self._jitter(0.0, ceiling))
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
     def close(self) -> None:
         for provider in self.providers:

@@ -17,7 +17,9 @@ mailgun                     ``MAILGUN_API_KEY``, ``MAILGUN_DOMAIN`` (required),
 sendgrid                    ``SENDGRID_API_KEY`` (required), ``SENDGRID_BASE_URL``
 capture                     ``CAPTURE_DIR`` (``.mmms/outbox``)
 all                         ``PROVIDER_TIMEOUT_SECONDS`` (10), ``PROVIDER_FAILURE_THRESHOLD`` (3),
-                            ``PROVIDER_COOLDOWN_SECONDS`` (30)
+                            ``PROVIDER_COOLDOWN_SECONDS`` (30),
+                            ``PROVIDER_THROTTLE_RETRIES`` (3),
+                            ``PROVIDER_THROTTLE_BASE_DELAY_SECONDS`` (0.2)
 ==========================  ===============================================================
 """
 
@@ -70,6 +72,8 @@ class ProviderSettings(BaseSettings):
     provider_timeout_seconds: float = Field(default=10.0, gt=0)
     provider_failure_threshold: int = Field(default=3, ge=1)
     provider_cooldown_seconds: float = Field(default=30.0, ge=0)
+    provider_throttle_retries: int = Field(default=3, ge=0, le=10)
+    provider_throttle_base_delay_seconds: float = Field(default=0.2, ge=0)
 
     @field_validator("mail_providers", mode="before")
     @classmethod
@@ -144,6 +148,8 @@ def build_provider_chain(
         [builders[name]() for name in settings.mail_providers],
         failure_threshold=settings.provider_failure_threshold,
         cooldown_seconds=settings.provider_cooldown_seconds,
+        throttle_retries=settings.provider_throttle_retries,
+        throttle_base_delay=settings.provider_throttle_base_delay_seconds,
     )
 
 

@@ -15,10 +15,10 @@ Authentication is HTTP basic ``api:<API key>``. Region: ``https://api.mailgun.ne
 default) or ``https://api.eu.mailgun.net`` for domains created in the EU region.
 
 Success is ``200 {"id": "<...>", "message": "Queued. Thank you."}``; the message id is the
-``id`` without its angle brackets. Errors: 408/429/5xx, connection errors and timeouts are
-:class:`ProviderUnavailableError`; 400/402/404/413 and other 4xx are
-:class:`MessageRejectedError`; 401/403 (bad key, domain not allowed) are rejections logged at
-ERROR because the configuration is wrong.
+``id`` without its angle brackets. Errors: 429 is :class:`ProviderThrottledError` (back off,
+same provider); 408/5xx, connection errors and timeouts are :class:`ProviderUnavailableError`;
+400/402/404/413 and other 4xx are :class:`MessageRejectedError`; 401/403 (bad key, domain not
+allowed) are logged at ERROR and fail over: the configuration is wrong, not the message.
 """
 
 from __future__ import annotations
@@ -28,7 +28,12 @@ from typing import Any
 
 import requests
 
-from chalicelib.errors import MessageRejectedError, ProviderError, ProviderUnavailableError
+from chalicelib.errors import (
+    MessageRejectedError,
+    ProviderError,
+    ProviderThrottledError,
+    ProviderUnavailableError,
+)
 from chalicelib.providers.base import OutgoingMessage, SendResult
 from chalicelib.providers.mime import build_mime
 
@@ -91,7 +96,9 @@ class MailgunProvider:
         detail = body.get("message", body) if isinstance(body, dict) else body
         text = f"HTTP {status}: {detail}"
         response = {"status": status, "body": body}
-        if status in (408, 429) or status >= 500 or status < 400:
+        if status == 429:
+            return ProviderThrottledError(self.name, text, response=response)
+        if status == 408 or status >= 500 or status < 400:
             return ProviderUnavailableError(self.name, text, response=response)
         if status in (401, 403):
             log.error(

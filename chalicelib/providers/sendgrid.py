@@ -19,9 +19,10 @@ Quirks handled here:
 
 Success is ``202`` with an empty body; the message id is the ``X-Message-Id`` response
 header. Errors carry SendGrid's body ``{"errors": [{"message", "field", "help"}]}`` in
-``response``: 408/429/5xx and network errors/timeouts → :class:`ProviderUnavailableError`;
+``response``: 429 → :class:`ProviderThrottledError` (back off); 408/5xx and network
+errors/timeouts → :class:`ProviderUnavailableError`;
 400/413 and other 4xx → :class:`MessageRejectedError`; 401/403 (bad key, missing scope,
-unverified sender identity) are rejections logged at ERROR.
+unverified sender identity) are logged at ERROR and fail over: the configuration is wrong.
 """
 
 from __future__ import annotations
@@ -33,7 +34,12 @@ from typing import Any
 
 import requests
 
-from chalicelib.errors import MessageRejectedError, ProviderError, ProviderUnavailableError
+from chalicelib.errors import (
+    MessageRejectedError,
+    ProviderError,
+    ProviderThrottledError,
+    ProviderUnavailableError,
+)
 from chalicelib.providers.base import Address, OutgoingMessage, SendResult
 from chalicelib.providers.mime import validate_headers
 
@@ -95,7 +101,9 @@ class SendGridProvider:
         errors = body.get("errors", []) if isinstance(body, dict) else []
         summary = "; ".join(str(e.get("message", e)) for e in errors if isinstance(e, dict))
         text = f"HTTP {status}: {summary or body}"
-        if status in (408, 429) or status >= 500 or status < 400:
+        if status == 429:
+            return ProviderThrottledError(self.name, text, response=body)
+        if status == 408 or status >= 500 or status < 400:
             return ProviderUnavailableError(self.name, text, response=body)
         if status in (401, 403):
             log.error(

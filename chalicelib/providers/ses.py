@@ -14,8 +14,8 @@ Error translation (``raise ... from err``, the SES error body travels in ``respo
 ========================================================  ==============================
 SES / botocore                                            MMMS
 ========================================================  ==============================
-TooManyRequestsException, Throttling(Exception),          ProviderUnavailableError
-LimitExceededException (sending quota/rate),
+TooManyRequestsException, Throttling(Exception), 429     ProviderThrottledError (back off)
+LimitExceededException (sending quota),                   ProviderUnavailableError
 SendingPausedException and AccountSuspendedException
 (the account cannot send, the message is fine: another
 provider may send it), credential errors (AccessDenied,
@@ -43,7 +43,11 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
-from chalicelib.errors import MessageRejectedError, ProviderUnavailableError
+from chalicelib.errors import (
+    MessageRejectedError,
+    ProviderThrottledError,
+    ProviderUnavailableError,
+)
 from chalicelib.providers.base import Address, OutgoingMessage, SendResult
 from chalicelib.providers.mime import address_header, build_mime, validate_headers
 
@@ -60,11 +64,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mmms.providers")
 
+# Over the sending rate: back off and send again through SES (never fail over for it).
+_THROTTLING_CODES = frozenset({"TooManyRequestsException", "Throttling", "ThrottlingException"})
 _TRANSIENT_CODES = frozenset(
     {
-        "TooManyRequestsException",
-        "Throttling",
-        "ThrottlingException",
         "LimitExceededException",
         "SendingPausedException",
         "AccountSuspendedException",
@@ -155,7 +158,9 @@ class SesProvider:
             )
             # Misconfiguration, not this message's fault: fail over, and retry it later.
             return ProviderUnavailableError(self.name, text, response=body)
-        if code in _TRANSIENT_CODES or status >= 500 or status == 429:
+        if code in _THROTTLING_CODES or status == 429:
+            return ProviderThrottledError(self.name, text, response=body)
+        if code in _TRANSIENT_CODES or status >= 500:
             return ProviderUnavailableError(self.name, text, response=body)
         return MessageRejectedError(self.name, text, response=body)
 

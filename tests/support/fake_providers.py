@@ -18,10 +18,15 @@ from collections import deque
 from dataclasses import replace
 from typing import Any, Literal
 
-from chalicelib.errors import MessageRejectedError, ProviderError, ProviderUnavailableError
+from chalicelib.errors import (
+    MessageRejectedError,
+    ProviderError,
+    ProviderThrottledError,
+    ProviderUnavailableError,
+)
 from chalicelib.providers.base import Address, Attachment, OutgoingMessage, SendResult
 
-Failure = Literal["unavailable", "rejected"]
+Failure = Literal["unavailable", "rejected", "throttled"]
 
 PDF_BYTES = b"%PDF-1.4\n" + bytes(range(256)) + b"\r\n\x00end"
 
@@ -66,6 +71,10 @@ class FakeProvider:
         """Raise ProviderUnavailableError on the next ``times`` sends (every send if None)."""
         return self._script("unavailable", times)
 
+    def fail_throttled(self, times: int | None = None) -> FakeProvider:
+        """Raise ProviderThrottledError on the next ``times`` sends (every send if None)."""
+        return self._script("throttled", times)
+
     def fail_rejected(self, times: int | None = None) -> FakeProvider:
         """Raise MessageRejectedError on the next ``times`` sends (every send if None)."""
         return self._script("rejected", times)
@@ -103,6 +112,8 @@ class FakeProvider:
         return self
 
     def _error(self, failure: Failure) -> ProviderError:
+        if failure == "throttled":
+            return ProviderThrottledError(self.name, "scripted throttle", response={"fake": True})
         if failure == "unavailable":
             return ProviderUnavailableError(self.name, "scripted outage", response={"fake": True})
         return MessageRejectedError(self.name, "scripted rejection", response={"fake": True})

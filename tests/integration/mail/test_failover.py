@@ -45,7 +45,7 @@ def stored_provider(database: str) -> str | None:
     return row[0] if row else None
 
 
-@pytest.mark.parametrize("outage", ["unavailable", "timeout", "throttled"])
+@pytest.mark.parametrize("outage", ["unavailable", "timeout"])
 def test_primary_down_the_secondary_sends_and_the_caller_gets_200(
     wire: Wire,
     api: Client,
@@ -67,6 +67,48 @@ def test_primary_down_the_secondary_sends_and_the_caller_gets_200(
     assert stored_provider(clean_database) == "sendgrid"
     [result] = queues.drain_json(queues.result)
     assert result["result"]["provider"] == "sendgrid"
+
+
+def test_a_throttled_primary_is_retried_not_failed_over(
+    wire: Wire,
+    api: Client,
+    api_key: str,
+    chain_env: FakeProviderApi,
+    clean_database: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PROVIDER_THROTTLE_BASE_DELAY_SECONDS", "0.01")
+    wire()
+    chain_env.script("mailgun", "throttled", times=2)
+
+    answer = call(api, "POST", "/v1/mail", body=seed_request(), headers=mail_headers(api_key))
+
+    assert answer.status == 200, answer.json
+    assert answer.json["data"]["status"]["provider"] == "mailgun"
+    assert len(chain_env.requests_to("mailgun")) == 3
+    assert chain_env.requests_to("sendgrid") == []
+    assert stored_provider(clean_database) == "mailgun"
+
+
+def test_lasting_throttling_queues_the_recipient_without_failing_over(
+    wire: Wire,
+    api: Client,
+    api_key: str,
+    chain_env: FakeProviderApi,
+    queues: Queues,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PROVIDER_THROTTLE_BASE_DELAY_SECONDS", "0.01")
+    wire()
+    chain_env.script("mailgun", "throttled", times=10)
+
+    answer = call(api, "POST", "/v1/mail", body=seed_request(), headers=mail_headers(api_key))
+
+    assert answer.status == 202, answer.json
+    assert answer.json["data"]["status"]["status"] == "queued"
+    assert len(chain_env.requests_to("mailgun")) == 4  # the send and 3 retries
+    assert chain_env.requests_to("sendgrid") == []
+    assert queues.count(queues.processing) == 1  # the queue retries it later
 
 
 def test_smtp_refusing_connections_fails_over(

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from chalicelib.errors import MessageRejectedError, ProviderUnavailableError
+from chalicelib.errors import MessageRejectedError, ProviderThrottledError, ProviderUnavailableError
 from chalicelib.providers.mailgun import MailgunProvider
 from tests.support.fake_providers import PDF_BYTES, make_message, with_attachment
 from tests.support.http_provider_server import MAILGUN_API_KEY, MAILGUN_DOMAIN, FakeProviderApi
@@ -54,10 +54,10 @@ def test_503_is_unavailable(provider_api: FakeProviderApi, mailgun: MailgunProvi
         mailgun.send(make_message())
 
 
-def test_429_is_unavailable(provider_api: FakeProviderApi, mailgun: MailgunProvider) -> None:
+def test_429_is_throttled(provider_api: FakeProviderApi, mailgun: MailgunProvider) -> None:
     provider_api.script("mailgun", "throttled")
 
-    with pytest.raises(ProviderUnavailableError, match="HTTP 429"):
+    with pytest.raises(ProviderThrottledError, match="HTTP 429"):
         mailgun.send(make_message())
 
 

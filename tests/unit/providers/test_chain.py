@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.errors import MessageRejectedError, ProviderUnavailableError
+from chalicelib.errors import (
+    MessageRejectedError,
+    ProviderThrottledError,
+    ProviderUnavailableError,
+)
 from chalicelib.providers.base import MailProvider
 from chalicelib.providers.chain import ProviderChain
 from tests.support.fake_providers import FakeProvider, make_message
@@ -144,3 +148,68 @@ def test_the_chain_is_itself_a_mail_provider() -> None:
 def test_an_empty_chain_is_refused() -> None:
     with pytest.raises(ValueError, match="at least one provider"):
         ProviderChain([])
+
+
+class Sleeps:
+    """Records the chain's backoff instead of sleeping; jitter is its upper bound."""
+
+    def __init__(self) -> None:
+        self.slept: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.slept.append(seconds)
+
+
+def throttling_chain(*providers: MailProvider, sleeps: Sleeps) -> ProviderChain:
+    return ProviderChain(
+        list(providers),
+        failure_threshold=2,
+        throttle_retries=3,
+        throttle_base_delay=0.2,
+        throttle_max_delay=0.5,
+        sleep=sleeps,
+        jitter=lambda low, high: high,
+    )
+
+
+def test_a_throttled_send_is_retried_on_the_same_provider_with_backoff() -> None:
+    primary = FakeProvider("primary").fail_throttled(times=3)
+    secondary = FakeProvider("secondary")
+    sleeps = Sleeps()
+
+    result = throttling_chain(primary, secondary, sleeps=sleeps).send(make_message())
+
+    assert result.provider == "primary"
+    assert primary.attempts == 4
+    assert secondary.attempts == 0
+    assert sleeps.slept == [0.2, 0.4, 0.5]  # exponential, capped (jitter at its maximum)
+
+
+def test_lasting_throttling_neither_fails_over_nor_opens_the_breaker() -> None:
+    primary = FakeProvider("primary").fail_throttled()
+    secondary = FakeProvider("secondary")
+    chain = throttling_chain(primary, secondary, sleeps=Sleeps())
+
+    for _ in range(5):  # well past the breaker's threshold of 2
+        with pytest.raises(ProviderThrottledError):
+            chain.send(make_message())
+    primary.recover()
+    result = chain.send(make_message())
+
+    assert secondary.attempts == 0
+    assert result.provider == "primary"  # its circuit stayed closed
+
+
+def test_full_jitter_draws_each_delay_below_its_ceiling() -> None:
+    primary = FakeProvider("primary").fail_throttled(times=2)
+    draws: list[tuple[float, float]] = []
+    chain = ProviderChain(
+        [primary],
+        throttle_base_delay=0.2,
+        sleep=lambda _s: None,
+        jitter=lambda low, high: draws.append((low, high)) or low,
+    )
+
+    chain.send(make_message())
+
+    assert draws == [(0.0, 0.2), (0.0, 0.4)]

@@ -12,7 +12,12 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from chalicelib.errors import MessageRejectedError, ProviderError, ProviderUnavailableError
+from chalicelib.errors import (
+    MessageRejectedError,
+    ProviderError,
+    ProviderThrottledError,
+    ProviderUnavailableError,
+)
 from chalicelib.providers.ses import SesProvider, sanitise_tags
 from tests.support.fake_providers import make_message
 
@@ -20,8 +25,9 @@ from tests.support.fake_providers import make_message
 @pytest.mark.parametrize(
     ("code", "status", "expected"),
     [
-        ("TooManyRequestsException", 429, ProviderUnavailableError),
-        ("Throttling", 400, ProviderUnavailableError),
+        ("TooManyRequestsException", 429, ProviderThrottledError),
+        ("Throttling", 400, ProviderThrottledError),
+        ("ThrottlingException", 400, ProviderThrottledError),
         ("LimitExceededException", 400, ProviderUnavailableError),
         ("SendingPausedException", 400, ProviderUnavailableError),
         ("InternalFailure", 500, ProviderUnavailableError),
@@ -40,6 +46,7 @@ def test_ses_errors_are_translated(code: str, status: int, expected: type[Provid
     with pytest.raises(expected) as raised:
         SesProvider(client).send(make_message())  # type: ignore[arg-type]
 
+    assert type(raised.value) is expected  # a throttle is not an outage, nor the reverse
     assert client.requests[0]["Destination"]["ToAddresses"][0].endswith("<alice@example.org>")
     assert raised.value.response["Error"]["Code"] == code
     assert raised.value.response["HTTPStatusCode"] == status
