@@ -269,8 +269,15 @@ if os.environ.get("MMMS_DEV_ROUTES") == "1":  # set by `make run` only; never on
 router.finish()
 
 
+# Instances Lambda may run at once per consumer (SQS ScalingConfig.MaximumConcurrency, 2-1000):
+# with the pool size it bounds the database connections the consumers open (README).
+CONSUMER_MAX_CONCURRENCY = int(os.environ.get("MAIL_CONSUMER_MAX_CONCURRENCY", "10"))
+
+
 @app.on_sqs_message(
-    queue=os.environ.get("MAIL_QUEUE_NAME", "mmms-email-processing-queue"), batch_size=10
+    queue=os.environ.get("MAIL_QUEUE_NAME", "mmms-email-processing-queue"),
+    batch_size=10,
+    maximum_concurrency=CONSUMER_MAX_CONCURRENCY,
 )
 def consume_processing_queue(event: SQSEvent) -> dict[str, Any]:
     records = queue_consumer.records_from_sqs_event([r.to_dict() for r in event])
@@ -278,7 +285,9 @@ def consume_processing_queue(event: SQSEvent) -> dict[str, Any]:
 
 
 @app.on_sqs_message(
-    queue=os.environ.get("MAIL_EVENTS_QUEUE_NAME", "mmms-email-events-queue"), batch_size=10
+    queue=os.environ.get("MAIL_EVENTS_QUEUE_NAME", "mmms-email-events-queue"),
+    batch_size=10,
+    maximum_concurrency=CONSUMER_MAX_CONCURRENCY,
 )
 def consume_events_queue(event: SQSEvent) -> dict[str, Any]:
     records = queue_consumer.records_from_sqs_event([r.to_dict() for r in event])

@@ -119,6 +119,8 @@ def stage_parameters(stage: str, config_path: Path = CHALICE_CONFIG) -> dict[str
         parameters["EventsDeadLetterQueueName"] = events.removesuffix("-queue") + "-dlq"
     if env.get("SES_CONFIGURATION_SET"):
         parameters["ConfigurationSetName"] = env["SES_CONFIGURATION_SET"]
+    if env.get("MAIL_CONSUMER_MAX_CONCURRENCY"):
+        parameters["ConsumerMaxConcurrency"] = env["MAIL_CONSUMER_MAX_CONCURRENCY"]
     if env.get("MAIL_QUEUE_MAX_RECEIVES"):
         parameters["MaxReceiveCount"] = env["MAIL_QUEUE_MAX_RECEIVES"]
     # Optional: unset (or empty) means no provider secret, no variable and no grant.

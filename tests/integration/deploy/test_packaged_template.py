@@ -225,6 +225,7 @@ def test_the_dev_stage_gets_its_own_queues_and_secrets(
         "EventsQueueName": "mmms-dev-events-queue",
         "EventsDeadLetterQueueName": "mmms-dev-events-dlq",
         "ConfigurationSetName": "mmms-dev",
+        "ConsumerMaxConcurrency": "2",
     }
     assert "PROVIDER_SECRET_NAME" not in dev.variables("APIHandler")
     source = next(iter(dev.resources["ConsumeProcessingQueue"]["Properties"]["Events"].values()))
@@ -368,3 +369,16 @@ def test_ses_events_flow_from_the_configuration_set_to_the_events_consumer(
         assert allows(
             production.statements(function), "sqs:SendMessage", sqs_arn("mmms-email-events-queue")
         )
+
+
+@pytest.mark.parametrize("function", ["ConsumeProcessingQueue", "ConsumeEventsQueue"])
+def test_each_consumer_runs_at_most_the_configured_instances(
+    production: Packaged, chalice_config: dict[str, Any], function: str
+) -> None:
+    (source,) = production.resources[function]["Properties"]["Events"].values()
+    scaling = source["Properties"]["ScalingConfig"]
+    assert scaling == {"MaximumConcurrency": {"Ref": "ConsumerMaxConcurrency"}}
+    parameter = production.template["Parameters"]["ConsumerMaxConcurrency"]
+    env = stage_env(chalice_config, "production")
+    assert parameter["Default"] == int(env["MAIL_CONSUMER_MAX_CONCURRENCY"]) == 10
+    assert parameter["MinValue"] == 2  # SQS's own lower bound
