@@ -8,6 +8,7 @@ touches, and warm invocations reuse the same pool and clients. Tests build their
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -21,12 +22,14 @@ from chalicelib.providers.factory import (
     build_provider_chain,
     build_test_sender,
     load_provider_settings,
+    send_rates,
 )
 from chalicelib.queues.base import ProcessingQueue, ResultQueue
 from chalicelib.queues.sqs import SqsProcessingQueue, SqsResultQueue
 from chalicelib.repositories.api_keys import ApiKeyRepository
 from chalicelib.repositories.deliveries import DeliveryRepository
 from chalicelib.repositories.rate_limits import RateLimitRepository
+from chalicelib.repositories.send_rate import SendSlotRepository
 from chalicelib.repositories.suppressions import SuppressionRepository, WebhookTokenRepository
 from chalicelib.secrets import SecretStore
 from chalicelib.services.api_keys import AdminAuthenticator, ApiKeyService
@@ -37,6 +40,7 @@ from chalicelib.services.mail import MailLimits, MailService
 from chalicelib.services.rate_limit import RateLimiter
 from chalicelib.services.recovery import RecoveryService
 from chalicelib.services.render_budget import RenderBudget
+from chalicelib.services.send_rate import SendRateGovernor
 from chalicelib.services.status import StatusService
 from chalicelib.services.suppressions import SuppressionService
 from chalicelib.services.webhooks import WebhookKeys, WebhookService
@@ -207,9 +211,22 @@ def build_container(
     keys = webhook_keys(settings)
     provider_settings = load_provider_settings(**provider_secrets(settings, secrets))
     if sender is None:
-        sender = build_provider_chain(
-            provider_settings, ses_client_factory=lambda: aws.client("sesv2")
+        # The governor paces the chain; the rates come from the chain's providers (SES reads
+        # its account's), so they are looked up through the chain once it exists.
+        rates: list[Callable[[str], float | None]] = []
+        governor = SendRateGovernor(
+            SendSlotRepository(database),
+            lambda name: rates[0](name) if rates else None,
+            max_wait_seconds=provider_settings.send_rate_max_wait_seconds,
         )
+        chain = build_provider_chain(
+            provider_settings,
+            ses_client_factory=lambda: aws.client("sesv2"),
+            ses_quota_client_factory=lambda: aws.client("ses"),
+            pace=governor.pace,
+        )
+        rates.append(send_rates(provider_settings, chain))
+        sender = chain
     processing = processing_queue or SqsProcessingQueue(aws.sqs, str(settings.mail_queue_url))
     results = result_queue or SqsResultQueue(aws.sqs, str(settings.mail_result_queue_url))
     if events_queue is None and settings.mail_events_queue_url:

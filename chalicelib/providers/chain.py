@@ -3,6 +3,8 @@
 ``send`` tries the providers in order:
 
 - a :class:`ProviderUnavailableError` counts against that provider and the next one is tried;
+- before each attempt ``pace`` waits for the provider's next send slot (the shared send-rate
+  schedule, ``services/send_rate.py``); a full schedule raises ProviderThrottledError;
 - a :class:`ProviderThrottledError` (over the provider's send rate) is retried on the same
   provider with exponential backoff and full jitter; if it lasts, it is re-raised: a
   throttle is back-pressure, not an outage, so it neither counts against the breaker nor
@@ -98,6 +100,7 @@ class ProviderChain:
         throttle_max_delay: float = 2.0,
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[float, float], float] = random.uniform,
+        pace: Callable[[str], object] = lambda _provider: None,
     ) -> None:
         if not providers:
             raise ValueError("a provider chain needs at least one provider")
@@ -110,6 +113,7 @@ class ProviderChain:
         self._throttle_max_delay = throttle_max_delay
         self._sleep = sleep
         self._jitter = jitter
+        self._pace = pace
 
     def send(self, message: OutgoingMessage) -> SendResult:
         failures: list[str] = []
@@ -149,6 +153,7 @@ class ProviderChain:
         jitter (AWS's advice for throttled clients), at most ``throttle_retries`` times."""
         for attempt in range(self._throttle_retries + 1):
             try:
+                self._pace(provider.name)  # wait for a send slot (ProviderThrottledError if none)
                 return provider.send(message)
             except ProviderThrottledError:
                 if attempt == self._throttle_retries:

@@ -19,7 +19,9 @@ capture                     ``CAPTURE_DIR`` (``.mmms/outbox``)
 all                         ``PROVIDER_TIMEOUT_SECONDS`` (10), ``PROVIDER_FAILURE_THRESHOLD`` (3),
                             ``PROVIDER_COOLDOWN_SECONDS`` (30),
                             ``PROVIDER_THROTTLE_RETRIES`` (3),
-                            ``PROVIDER_THROTTLE_BASE_DELAY_SECONDS`` (0.2)
+                            ``PROVIDER_THROTTLE_BASE_DELAY_SECONDS`` (0.2),
+                            ``<PROVIDER>_MAX_SEND_RATE`` (emails/s; SES: the account's),
+                            ``SEND_RATE_MAX_WAIT_SECONDS`` (20)
 ==========================  ===============================================================
 """
 
@@ -72,6 +74,12 @@ class ProviderSettings(BaseSettings):
     provider_timeout_seconds: float = Field(default=10.0, gt=0)
     provider_failure_threshold: int = Field(default=3, ge=1)
     provider_cooldown_seconds: float = Field(default=30.0, ge=0)
+    # Maximum send rates (emails/s), shared by every instance; SES reads its own when unset.
+    ses_max_send_rate: float | None = Field(default=None, gt=0)
+    smtp_max_send_rate: float | None = Field(default=None, gt=0)
+    mailgun_max_send_rate: float | None = Field(default=None, gt=0)
+    sendgrid_max_send_rate: float | None = Field(default=None, gt=0)
+    send_rate_max_wait_seconds: float = Field(default=20.0, ge=0)
     provider_throttle_retries: int = Field(default=3, ge=0, le=10)
     provider_throttle_base_delay_seconds: float = Field(default=0.2, ge=0)
 
@@ -128,7 +136,11 @@ def load_provider_settings(**overrides: Any) -> ProviderSettings:
 
 
 def build_provider_chain(
-    settings: ProviderSettings, *, ses_client_factory: Callable[[], Any]
+    settings: ProviderSettings,
+    *,
+    ses_client_factory: Callable[[], Any],
+    ses_quota_client_factory: Callable[[], Any] | None = None,
+    pace: Callable[[str], object] = lambda _provider: None,
 ) -> ProviderChain:
     """The chain ``settings.mail_providers`` describes, in that order.
 
@@ -138,7 +150,7 @@ def build_provider_chain(
     # Each provider module is imported only when listed: requests, smtplib and the SES
     # request builders stay off the Lambda cold path unless they are used.
     builders: dict[str, Callable[[], MailProvider]] = {
-        "ses": lambda: _ses(settings, ses_client_factory),
+        "ses": lambda: _ses(settings, ses_client_factory, ses_quota_client_factory),
         "smtp": lambda: _smtp(settings),
         "mailgun": lambda: _mailgun(settings),
         "sendgrid": lambda: _sendgrid(settings),
@@ -150,7 +162,23 @@ def build_provider_chain(
         cooldown_seconds=settings.provider_cooldown_seconds,
         throttle_retries=settings.provider_throttle_retries,
         throttle_base_delay=settings.provider_throttle_base_delay_seconds,
+        pace=pace,
     )
+
+
+def send_rates(settings: ProviderSettings, chain: ProviderChain) -> Callable[[str], float | None]:
+    """Each provider's maximum send rate: ``<PROVIDER>_MAX_SEND_RATE``, else what the provider
+    reports of itself (SES: the account's rate), else None (not paced)."""
+    by_name = {provider.name: provider for provider in chain.providers}
+
+    def rate_of(name: str) -> float | None:
+        configured: float | None = getattr(settings, f"{name}_max_send_rate", None)
+        if configured is not None:
+            return configured
+        reported = getattr(by_name.get(name), "max_send_rate", None)
+        return reported() if callable(reported) else None
+
+    return rate_of
 
 
 def build_test_sender(settings: ProviderSettings) -> MailProvider:
@@ -163,10 +191,18 @@ def build_test_sender(settings: ProviderSettings) -> MailProvider:
     return SimulatorProvider()
 
 
-def _ses(settings: ProviderSettings, client_factory: Callable[[], Any]) -> MailProvider:
+def _ses(
+    settings: ProviderSettings,
+    client_factory: Callable[[], Any],
+    quota_client_factory: Callable[[], Any] | None,
+) -> MailProvider:
     from chalicelib.providers.ses import SesProvider
 
-    return SesProvider(client_factory(), configuration_set=settings.ses_configuration_set)
+    return SesProvider(
+        client_factory(),
+        configuration_set=settings.ses_configuration_set,
+        quota_client_factory=quota_client_factory,
+    )
 
 
 def _mailgun(settings: ProviderSettings) -> MailProvider:

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
@@ -94,7 +94,11 @@ _TAG_MAX = 256
 
 
 class SesProvider:
-    """Sends through SES v2 with a boto3 ``sesv2`` client the caller created."""
+    """Sends through SES v2 with a boto3 ``sesv2`` client the caller created.
+
+    :meth:`max_send_rate` reads the account's sending rate once (``GetAccount``; SES v1's
+    ``GetSendQuota`` through ``quota_client_factory`` where v2's is not available).
+    """
 
     def __init__(
         self,
@@ -102,10 +106,36 @@ class SesProvider:
         *,
         configuration_set: str | None = None,
         name: str = "ses",
+        quota_client_factory: Callable[[], Any] | None = None,
     ) -> None:
         self.name = name
         self._client = client
         self._configuration_set = configuration_set
+        self._quota_client_factory = quota_client_factory
+        self._rate: float | None = None
+        self._rate_read = False
+
+    def max_send_rate(self) -> float | None:
+        """The account's maximum send rate (emails/s), read once; None when unreadable."""
+        if not self._rate_read:
+            self._rate = self._read_rate()
+            self._rate_read = True
+        return self._rate
+
+    def _read_rate(self) -> float | None:
+        try:
+            return float(self._client.get_account()["SendQuota"]["MaxSendRate"])
+        except (BotoCoreError, ClientError, KeyError, TypeError, ValueError):
+            pass
+        if self._quota_client_factory is None:
+            return None
+        try:
+            return float(self._quota_client_factory().get_send_quota()["MaxSendRate"])
+        except (BotoCoreError, ClientError, KeyError, TypeError, ValueError):
+            log.warning(
+                "SES sending rate unknown: sends are not paced", extra={"provider": self.name}
+            )
+            return None
 
     def send(self, message: OutgoingMessage) -> SendResult:
         try:

@@ -37,6 +37,8 @@ def wire(
     replaces it.
     """
     monkeypatch.setenv("MAIL_PROVIDERS", "ses")
+    # moto's account sends 1 email/s: paced to it, every test send would wait a second.
+    monkeypatch.setenv("SES_MAX_SEND_RATE", "1000")
     built: list[Container] = []
 
     def build(sender: Any = None, **overrides: Any) -> Container:

@@ -1,0 +1,63 @@
+"""Send-rate governance: every instance paces its sends to each provider's maximum rate.
+
+A real SES account sends 14 emails/s by default; Lambda may run hundreds of consumers. Rather
+than let most sends be throttled (and retried), each send first reserves a slot in the
+provider's shared schedule (``SendSlotRepository``: one row per provider in PostgreSQL, so
+all instances share it) and waits for it. When the schedule is full further than
+``max_wait_seconds`` ahead, the send is refused as *throttled* before it reaches the
+provider: the recipient goes back to the queue (back-pressure), the provider sees nothing.
+
+Rates: ``<PROVIDER>_MAX_SEND_RATE`` (emails/s); for SES, when unset, the account's
+``SendQuota.MaxSendRate`` read once per process. A provider without a rate is not paced. If
+the database cannot be reached the send goes ahead unpaced: throttling backoff still applies.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from chalicelib.errors import DatabaseUnavailableError, ProviderThrottledError
+from chalicelib.repositories.send_rate import SendSlotRepository
+
+log = logging.getLogger("mmms.send_rate")
+
+
+class SendRateGovernor:
+    def __init__(
+        self,
+        slots: SendSlotRepository,
+        rate_of: Callable[[str], float | None],
+        *,
+        max_wait_seconds: float = 20.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._slots = slots
+        self._rate_of = rate_of
+        self._max_wait = max_wait_seconds
+        self._sleep = sleep
+
+    def pace(self, provider: str) -> float:
+        """Wait for ``provider``'s next send slot; return the seconds waited.
+
+        Raises ProviderThrottledError when no slot is free within ``max_wait_seconds``.
+        """
+        rate = self._rate_of(provider)
+        if not rate:
+            return 0.0
+        try:
+            slot = self._slots.reserve(provider, 1.0 / rate, self._max_wait)
+        except DatabaseUnavailableError:
+            log.warning(
+                "send rate unknown (database unreachable): not paced", extra={"provider": provider}
+            )
+            return 0.0
+        if slot is None:
+            raise ProviderThrottledError(
+                provider,
+                f"send rate budget full ({rate:g}/s) for more than {self._max_wait:g} s:"
+                " retried later",
+            )
+        self._sleep(slot.wait_seconds)
+        return slot.wait_seconds
