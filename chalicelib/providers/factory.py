@@ -21,7 +21,7 @@ all                         ``PROVIDER_TIMEOUT_SECONDS`` (10), ``PROVIDER_FAILUR
                             ``PROVIDER_THROTTLE_RETRIES`` (3),
                             ``PROVIDER_THROTTLE_BASE_DELAY_SECONDS`` (0.2),
                             ``<PROVIDER>_MAX_SEND_RATE`` (emails/s; SES: the account's),
-                            ``SEND_RATE_MAX_WAIT_SECONDS`` (20)
+                            ``SEND_RATE_MAX_WAIT_SECONDS`` (10)
 ==========================  ===============================================================
 """
 
@@ -79,7 +79,8 @@ class ProviderSettings(BaseSettings):
     smtp_max_send_rate: float | None = Field(default=None, gt=0)
     mailgun_max_send_rate: float | None = Field(default=None, gt=0)
     sendgrid_max_send_rate: float | None = Field(default=None, gt=0)
-    send_rate_max_wait_seconds: float = Field(default=20.0, ge=0)
+    # Lambda allows the consumer 30 s and API Gateway 29 s: a slot wait plus a send must fit.
+    send_rate_max_wait_seconds: float = Field(default=10.0, ge=0)
     provider_throttle_retries: int = Field(default=3, ge=0, le=10)
     provider_throttle_base_delay_seconds: float = Field(default=0.2, ge=0)
 

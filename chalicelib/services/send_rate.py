@@ -30,7 +30,7 @@ class SendRateGovernor:
         slots: SendSlotRepository,
         rate_of: Callable[[str], float | None],
         *,
-        max_wait_seconds: float = 20.0,
+        max_wait_seconds: float = 10.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._slots = slots
