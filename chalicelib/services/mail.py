@@ -377,8 +377,13 @@ def _refuse_duplicates(jobs: list[ProcessingMessage]) -> None:
         raise RequestValidationError(errors, message="Duplicate recipients")
 
 
+MAX_LISTED_FAILURES = 100
+
+
 def _render_all(jobs: list[ProcessingMessage], meter: RenderMeter) -> None:
-    """Render every recipient's message; a 422 listing each recipient that fails.
+    """Render every recipient's message; a 422 listing the recipients that fail (the first
+    ``MAX_LISTED_FAILURES``, and how many there are: a template that fails for all of 10,000
+    recipients is one problem, not a 10,000-entry answer).
 
     All renders share ``meter``: a template over its budget stops the request at once, with
     a 413 (the message is too large) or a 422 (it costs too much to make) naming the limit.
@@ -392,22 +397,30 @@ def _render_all(jobs: list[ProcessingMessage], meter: RenderMeter) -> None:
             message="Templates could not be rendered",
         ) from err
     errors = []
+    failed = 0
     for index, job in enumerate(jobs):
         try:
             templates.render(template_values(job), meter)
         except TemplateLimitError as err:
             raise _over_budget(err, index) from err
         except TemplateRenderError as err:
-            errors.append(
-                {
-                    "type": "template_error",
-                    "loc": ["recipients", index],
-                    "msg": str(err),
-                    "input": None,
-                }
-            )
+            failed += 1
+            if failed <= MAX_LISTED_FAILURES:
+                errors.append(
+                    {
+                        "type": "template_error",
+                        "loc": ["recipients", index],
+                        "msg": str(err),
+                        "input": None,
+                    }
+                )
     if errors:
-        raise RequestValidationError(errors, message="Templates could not be rendered")
+        shown = "" if failed == len(errors) else f" (the first {len(errors)} are listed)"
+        raise RequestValidationError(
+            errors,
+            message=f"Templates could not be rendered for {failed} of {len(jobs)}"
+            f" recipients{shown}",
+        )
 
 
 def _over_budget(

@@ -166,7 +166,8 @@ _REMOVED_FILTERS = ("center", "indent", "wordwrap", "format", "pprint", "batch",
 _UNSAFE_STR_METHODS = frozenset(
     {"center", "ljust", "rjust", "zfill", "expandtabs", "format", "format_map"}
 )
-_WIDTHS = re.compile(r"%[-+ #0]*(\d+)")
+# A %-conversion's width and precision: digits, or * (then taken from the arguments).
+_PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[-+ #0]*(\*|\d+)?(?:\.(\*|\d+))?")
 _SEQUENCES = (str, list, tuple)
 
 
@@ -259,8 +260,7 @@ class BudgetedSandbox(SandboxedEnvironment):
         elif operator == "**" and isinstance(left, int) and isinstance(right, int):
             _allow_bits(meter, left.bit_length() * max(right, 0))
         elif operator == "%" and isinstance(left, str):
-            widths = sum(int(w) for w in _WIDTHS.findall(left))
-            meter.allow_size(len(left) + widths + len(str(right)), "a %-formatted string")
+            meter.allow_size(_percent_size(left, right), "a %-formatted string")
         return super().call_binop(context, operator, left, right)
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
@@ -275,6 +275,20 @@ class BudgetedSandbox(SandboxedEnvironment):
         if isinstance(result, _SEQUENCES):
             meter.allow_size(len(result), "a call's result")
         return result
+
+
+def _percent_size(template: str, arguments: Any) -> int:
+    """An upper bound of ``template % arguments``'s length: every width and precision
+    (``*`` ones included, which take the largest number given) counted as if used."""
+    numbers = arguments if isinstance(arguments, tuple) else (arguments,)
+    star = max((abs(n) for n in numbers if isinstance(n, int)), default=0)
+    padding = sum(
+        star if part == "*" else int(part)
+        for spec in _PERCENT_SPEC.findall(template)
+        for part in spec
+        if part
+    )
+    return len(template) + padding + len(str(arguments))
 
 
 def _allow_bits(meter: RenderMeter, bits: int) -> None:

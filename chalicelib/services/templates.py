@@ -37,6 +37,10 @@ _html_env = BudgetedSandbox(undefined=StrictUndefined, autoescape=True)
 _text_env = BudgetedSandbox(undefined=StrictUndefined, autoescape=False)
 
 
+# What a template's expressions can raise while they run (the template is the caller's code).
+_EXPRESSION_ERRORS = (ArithmeticError, TypeError, ValueError, LookupError, AttributeError)
+
+
 class TemplateRenderError(ValueError):
     """A template could not be compiled or rendered; the message says why, for the caller.
 
@@ -91,6 +95,8 @@ class CompiledTemplates:
             raise TemplateLimitError(err) from err
         except TemplateError as err:
             raise TemplateRenderError(f"template error: {err}") from err
+        except _EXPRESSION_ERRORS as err:  # the template's own expressions: 1/0, 'a' + 1, ...
+            raise TemplateRenderError(f"template error: {type(err).__name__}: {err}") from err
         if "\r" in subject or "\n" in subject:
             raise TemplateRenderError("the rendered subject contains a line break (CR/LF)")
         return Rendered(subject=subject, html=body, text=text)

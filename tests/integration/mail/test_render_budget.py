@@ -43,6 +43,8 @@ ABUSE = [
     ),
     ("huge power", "{{ 10 ** 100000000 }}", 422, "MAX_RENDER_OPERATIONS"),
     ("%-padding", "{{ '%999999999s' % name }}", 413, "MAX_MESSAGE_BYTES"),
+    ("%-padding from *", "{{ '%*s' % (900000000, name) }}", 413, "MAX_MESSAGE_BYTES"),
+    ("%-precision", "{{ '%.900000000f' % 1.0 }}", 413, "MAX_MESSAGE_BYTES"),
     (
         "replace blow-up",
         "{% set s = 'a' * 100000 %}{{ s.replace('a', 'a' * 1000) }}",
@@ -139,8 +141,15 @@ def test_ordinary_templates_with_loops_and_filters_still_render(
     assert "-- Support Team" in provider.sent[0].html
 
 
-def test_a_queued_message_over_budget_fails_without_a_retry(
-    wire: Wire, queues: Queues, clean_database: str
+@pytest.mark.parametrize(
+    ("template", "error"),
+    [
+        ("{% for i in range(99999) %}{{ 'x' * 9999 }}{% endfor %}", "MAX_MESSAGE_BYTES"),
+        ("{{ 1 / 0 }}", "ZeroDivisionError"),
+    ],
+)
+def test_a_queued_message_that_cannot_render_fails_without_a_retry(
+    wire: Wire, queues: Queues, clean_database: str, template: str, error: str
 ) -> None:
     provider = FakeProvider("fake")
     services = wire(sender=provider)
@@ -149,7 +158,7 @@ def test_a_queued_message_over_budget_fails_without_a_retry(
         "email_recipient_id": "r-1",
         "sender_email": "support@example.com",
         "subject": "Hi",
-        "html_template": "{% for i in range(99999) %}{{ 'x' * 9999 }}{% endfor %}",
+        "html_template": template,
         "recipient_email": "ann@example.org",
     }
     queues.sqs.send_message(QueueUrl=queues.processing, MessageBody=json.dumps(message))
@@ -159,5 +168,48 @@ def test_a_queued_message_over_budget_fails_without_a_retry(
     assert provider.sent == []
     (report,) = queues.drain_json(queues.result)
     assert report["status"] == "failed"
-    assert "MAX_MESSAGE_BYTES" in report["result"]["last_error"]
+    assert error in report["result"]["last_error"]
     assert queues.count(queues.dead_letter) == 0
+
+
+@pytest.mark.parametrize(
+    ("template", "error"),
+    [
+        ("{{ 1 / 0 }}", "ZeroDivisionError"),
+        ("{{ 10.0 ** 1000 }}", "OverflowError"),
+        ("{{ name + 1 }}", "TypeError"),
+        ("{{ name.index('z') }}", "ValueError"),
+    ],
+)
+def test_an_expression_that_fails_is_a_422_naming_the_error(
+    wire: Wire, api: Client, api_key: str, template: str, error: str
+) -> None:
+    provider = FakeProvider("fake")
+    wire(sender=provider)
+
+    answer = call(
+        api,
+        "POST",
+        "/v1/mail",
+        body=seed_request(html_template=template),
+        headers=mail_headers(api_key),
+    )
+
+    assert answer.status == 422, answer.json
+    assert error in answer.json["details"][0]["msg"]
+    assert provider.sent == []
+
+
+def test_a_template_failing_for_every_recipient_lists_the_first_hundred(
+    wire: Wire, api: Client, api_key: str, clean_database: str
+) -> None:
+    wire(sender=FakeProvider("fake"))
+    recipients = [{"mail": f"r{i}@example.org", "emailRecipientId": f"r-{i}"} for i in range(250)]
+    body = seed_request(html_template="{{ 1 / 0 }}", recipients=recipients)
+
+    answer = call(api, "POST", "/v1/mail", body=body, headers=mail_headers(api_key))
+
+    assert answer.status == 422
+    assert len(answer.json["details"]) == 100
+    assert "for 250 of 250 recipients (the first 100 are listed)" in answer.json["message"]
+    assert recorded(clean_database) == 0
