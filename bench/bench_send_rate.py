@@ -171,9 +171,9 @@ def run(
     for _ in range(instances):
         pool = Database(database_url, max_size=5)
         pools.append(pool)
-        governor = SendRateGovernor(SendSlotRepository(pool), lambda _name: rate)
+        governor = SendRateGovernor(SendSlotRepository(pool), {primary.name: rate})
         chain = ProviderChain(
-            [primary, backup], pace=governor.pace if governed else (lambda _name: None)
+            [primary, backup], pace=governor.pace if governed else (lambda _provider: None)
         )
         containers.append(
             build_container(

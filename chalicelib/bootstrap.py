@@ -8,7 +8,6 @@ touches, and warm invocations reuse the same pool and clients. Tests build their
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -21,8 +20,8 @@ from chalicelib.logs import configure_logging
 from chalicelib.providers.factory import (
     build_provider_chain,
     build_test_sender,
+    configured_send_rates,
     load_provider_settings,
-    send_rates,
 )
 from chalicelib.queues.base import ProcessingQueue, ResultQueue
 from chalicelib.queues.sqs import SqsProcessingQueue, SqsResultQueue
@@ -211,22 +210,17 @@ def build_container(
     keys = webhook_keys(settings)
     provider_settings = load_provider_settings(**provider_secrets(settings, secrets))
     if sender is None:
-        # The governor paces the chain; the rates come from the chain's providers (SES reads
-        # its account's), so they are looked up through the chain once it exists.
-        rates: list[Callable[[str], float | None]] = []
         governor = SendRateGovernor(
             SendSlotRepository(database),
-            lambda name: rates[0](name) if rates else None,
+            configured_send_rates(provider_settings),
             max_wait_seconds=provider_settings.send_rate_max_wait_seconds,
         )
-        chain = build_provider_chain(
+        sender = build_provider_chain(
             provider_settings,
             ses_client_factory=lambda: aws.client("sesv2"),
             ses_quota_client_factory=lambda: aws.client("ses"),
             pace=governor.pace,
         )
-        rates.append(send_rates(provider_settings, chain))
-        sender = chain
     processing = processing_queue or SqsProcessingQueue(aws.sqs, str(settings.mail_queue_url))
     results = result_queue or SqsResultQueue(aws.sqs, str(settings.mail_result_queue_url))
     if events_queue is None and settings.mail_events_queue_url:

@@ -4,7 +4,8 @@
 
 - a :class:`ProviderUnavailableError` counts against that provider and the next one is tried;
 - before each attempt ``pace`` waits for the provider's next send slot (the shared send-rate
-  schedule, ``services/send_rate.py``); a full schedule raises ProviderThrottledError;
+  schedule, ``services/send_rate.py``); a full schedule raises ProviderThrottledError,
+  not retried here;
 - a :class:`ProviderThrottledError` (over the provider's send rate) is retried on the same
   provider with exponential backoff and full jitter; if it lasts, it is re-raised: a
   throttle is back-pressure, not an outage, so it neither counts against the breaker nor
@@ -100,7 +101,7 @@ class ProviderChain:
         throttle_max_delay: float = 2.0,
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[float, float], float] = random.uniform,
-        pace: Callable[[str], object] = lambda _provider: None,
+        pace: Callable[[MailProvider], object] = lambda _provider: None,
     ) -> None:
         if not providers:
             raise ValueError("a provider chain needs at least one provider")
@@ -152,8 +153,10 @@ class ProviderChain:
         """``provider.send``, retried while it is throttled: exponential backoff with full
         jitter (AWS's advice for throttled clients), at most ``throttle_retries`` times."""
         for attempt in range(self._throttle_retries + 1):
+            # Wait for a send slot. A full schedule raises ProviderThrottledError at once: it
+            # is seconds away, which no backoff here would wait out.
+            self._pace(provider)
             try:
-                self._pace(provider.name)  # wait for a send slot (ProviderThrottledError if none)
                 return provider.send(message)
             except ProviderThrottledError:
                 if attempt == self._throttle_retries:

@@ -141,7 +141,7 @@ def build_provider_chain(
     *,
     ses_client_factory: Callable[[], Any],
     ses_quota_client_factory: Callable[[], Any] | None = None,
-    pace: Callable[[str], object] = lambda _provider: None,
+    pace: Callable[[MailProvider], object] = lambda _provider: None,
 ) -> ProviderChain:
     """The chain ``settings.mail_providers`` describes, in that order.
 
@@ -167,19 +167,10 @@ def build_provider_chain(
     )
 
 
-def send_rates(settings: ProviderSettings, chain: ProviderChain) -> Callable[[str], float | None]:
-    """Each provider's maximum send rate: ``<PROVIDER>_MAX_SEND_RATE``, else what the provider
-    reports of itself (SES: the account's rate), else None (not paced)."""
-    by_name = {provider.name: provider for provider in chain.providers}
-
-    def rate_of(name: str) -> float | None:
-        configured: float | None = getattr(settings, f"{name}_max_send_rate", None)
-        if configured is not None:
-            return configured
-        reported = getattr(by_name.get(name), "max_send_rate", None)
-        return reported() if callable(reported) else None
-
-    return rate_of
+def configured_send_rates(settings: ProviderSettings) -> dict[str, float]:
+    """``<PROVIDER>_MAX_SEND_RATE`` of each provider that has one (emails/s)."""
+    rates = {name: getattr(settings, f"{name}_max_send_rate", None) for name in PROVIDER_NAMES}
+    return {name: rate for name, rate in rates.items() if rate is not None}
 
 
 def build_test_sender(settings: ProviderSettings) -> MailProvider:

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 
 from chalicelib.errors import DatabaseUnavailableError, ProviderThrottledError
+from chalicelib.providers.base import MailProvider
 from chalicelib.repositories.send_rate import SendSlotRepository
 
 log = logging.getLogger("mmms.send_rate")
@@ -28,22 +29,31 @@ class SendRateGovernor:
     def __init__(
         self,
         slots: SendSlotRepository,
-        rate_of: Callable[[str], float | None],
+        configured_rates: dict[str, float],
         *,
         max_wait_seconds: float = 10.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._slots = slots
-        self._rate_of = rate_of
+        self._configured = configured_rates
         self._max_wait = max_wait_seconds
         self._sleep = sleep
 
-    def pace(self, provider: str) -> float:
-        """Wait for ``provider``'s next send slot; return the seconds waited.
+    def rate_of(self, provider: MailProvider) -> float | None:
+        """The configured rate, else what the provider reports of itself (SES), else None."""
+        configured = self._configured.get(provider.name)
+        if configured is not None:
+            return configured
+        reported = getattr(provider, "max_send_rate", None)
+        return reported() if callable(reported) else None
+
+    def pace(self, mail_provider: MailProvider) -> float:
+        """Wait for the provider's next send slot; return the seconds waited.
 
         Raises ProviderThrottledError when no slot is free within ``max_wait_seconds``.
         """
-        rate = self._rate_of(provider)
+        provider = mail_provider.name
+        rate = self.rate_of(mail_provider)
         if not rate:
             return 0.0
         try:

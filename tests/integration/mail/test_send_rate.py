@@ -48,10 +48,11 @@ def test_a_full_schedule_refuses_before_the_provider_is_called(clean_database: s
     database = Database(clean_database, max_size=2)
     waits: list[float] = []
     governor = SendRateGovernor(
-        SendSlotRepository(database), lambda _name: 1.0, max_wait_seconds=2, sleep=waits.append
+        SendSlotRepository(database), {"primary": 1.0}, max_wait_seconds=2, sleep=waits.append
     )
     provider = FakeProvider("primary")
-    chain = ProviderChain([provider], pace=governor.pace, throttle_retries=0)
+    backoffs: list[float] = []
+    chain = ProviderChain([provider], pace=governor.pace, sleep=backoffs.append)
     try:
         for _ in range(3):  # slots now, in 1 s and in 2 s
             chain.send(make_message())
@@ -63,13 +64,14 @@ def test_a_full_schedule_refuses_before_the_provider_is_called(clean_database: s
     assert len(provider.sent) == 3
     assert provider.attempts == 3
     assert [round(w) for w in waits] == [0, 1, 2]
+    assert backoffs == []  # a full schedule is refused at once, not backed off against
 
 
 def test_a_provider_without_a_rate_is_not_paced(clean_database: str) -> None:
     database = Database(clean_database, max_size=2)
-    governor = SendRateGovernor(SendSlotRepository(database), lambda _name: None)
+    governor = SendRateGovernor(SendSlotRepository(database), {})
     try:
-        assert governor.pace("smtp") == 0.0
+        assert governor.pace(FakeProvider("smtp")) == 0.0
     finally:
         database.close()
     with psycopg.connect(clean_database) as conn:
