@@ -5,10 +5,13 @@ from __future__ import annotations
 from chalice.app import Response
 
 from chalicelib.bootstrap import Container
-from chalicelib.events.sendgrid import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from chalicelib.http.context import RequestContext
 from chalicelib.http.responses import success
 from chalicelib.models.lifecycle import WebhookAccepted
+
+# SendGrid's Signed Event Webhook headers (the signature is checked by the webhook service).
+SIGNATURE_HEADER = "x-twilio-email-event-webhook-signature"
+TIMESTAMP_HEADER = "x-twilio-email-event-webhook-timestamp"
 
 
 def mailgun(ctx: RequestContext, services: Container) -> Response:

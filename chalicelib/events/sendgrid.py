@@ -31,8 +31,6 @@ from chalicelib.events.mailgun import SignatureError
 from chalicelib.models.lifecycle import EventKind, ProviderEvent
 
 PROVIDER = "sendgrid"
-SIGNATURE_HEADER = "x-twilio-email-event-webhook-signature"
-TIMESTAMP_HEADER = "x-twilio-email-event-webhook-timestamp"
 
 
 def load_public_key(value: str) -> ec.EllipticCurvePublicKey:

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
-
-from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.errors import (
     NotFoundError,
@@ -19,18 +17,21 @@ from chalicelib.errors import (
     RequestValidationError,
     UnauthorizedError,
 )
-from chalicelib.events import mailgun, sendgrid
+from chalicelib.events import mailgun
 from chalicelib.events.common import MalformedEventError
 from chalicelib.events.mailgun import SignatureError
 from chalicelib.models.lifecycle import ProviderEvent
 from chalicelib.repositories.suppressions import WebhookTokenRepository
 from chalicelib.services.events import EventsApplied, EventService
 
+if TYPE_CHECKING:  # cryptography loads only where SendGrid's signatures are checked
+    from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
+
 
 @dataclass(frozen=True)
 class WebhookKeys:
     mailgun_signing_key: str | None
-    sendgrid_public_key: EllipticCurvePublicKey | None
+    sendgrid_public_key: EllipticCurvePublicKey | None  # loaded by bootstrap when configured
     max_age_seconds: float
     max_events: int
 
@@ -67,6 +68,7 @@ class WebhookService:
         key = self._keys.sendgrid_public_key
         if key is None:
             raise NotFoundError("The SendGrid webhook is not configured")
+        from chalicelib.events import sendgrid
         try:
             sendgrid.verify_signature(
                 key, signature, timestamp, body, max_age_seconds=self._keys.max_age_seconds
