@@ -186,9 +186,9 @@ class OutboxQuery(RequestModel):
 
 def _outbox_page(query: OutboxQuery) -> dict[str, Any]:
     """One page of the outbox, newest first; only this page's files are read."""
-    ids = captured_ids(capture_dir())
+    ids = captured_ids(capture_dir())  # the directory is listed once per page
     older = [i for i in ids if i < query.before] if query.before else ids
-    messages = _with_status(list_captured(capture_dir(), before=query.before, limit=query.limit))
+    messages = _with_status(list_captured(capture_dir(), limit=query.limit, ids=older))
     for message in messages:
         message["html_url"] = f"/v1/dev/outbox/{message['id']}"
         message["eml_url"] = f"/v1/dev/outbox/{message['id']}/eml"

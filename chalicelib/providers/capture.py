@@ -74,16 +74,21 @@ class CaptureProvider:
 
 
 def list_captured(
-    directory: Path, *, before: str | None = None, limit: int | None = None
+    directory: Path,
+    *,
+    before: str | None = None,
+    limit: int | None = None,
+    ids: list[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Summaries of captured messages, newest first (empty if the directory is missing):
     at most ``limit``, those captured before the id ``before`` (paging). Only the listed
-    files are read, so a page costs the same with 10 or 100,000 messages captured.
+    files are read, so a page costs the same with 10 or 100,000 messages captured. ``ids``
+    are the directory's :func:`captured_ids` when the caller has listed it already.
 
     Each entry: ``id``, ``file`` (name), ``subject``, ``from``, ``to``, ``date`` (the
     ``Date`` header), ``size`` (bytes).
     """
-    ids = captured_ids(directory)
+    ids = captured_ids(directory) if ids is None else ids
     if before is not None:
         ids = [capture_id for capture_id in ids if capture_id < before]
     parser = BytesHeaderParser(policy=policy.default)
