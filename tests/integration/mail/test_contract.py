@@ -67,6 +67,5 @@ def test_the_app_answers_within_its_openapi_document(wire: Wire, api: Client, ap
             },
         )
     summary = run.stdout[-6000:]
-    assert run.returncode == 0, summary
-    assert "Stateful" in run.stdout
-    assert " 0 failures" in summary or "No issues found" in summary or "passed" in summary, summary
+    assert run.returncode == 0, summary  # schemathesis exits non-zero on any failure
+    assert "Stateful" in run.stdout  # the stateful phase ran (the links were followed)

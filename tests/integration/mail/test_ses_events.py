@@ -157,8 +157,18 @@ def test_an_unknown_message_id_and_a_malformed_message_are_acknowledged(
     events.sqs.send_message(QueueUrl=events.url, MessageBody="{not json")
     events.sqs.send_message(QueueUrl=events.url, MessageBody='{"eventType": "Bounce"}')
 
-    assert consume_events(services, events) == 3  # one round each, none retried
+    consume_events(services, events)
 
+    # Acknowledged means deleted: nothing left visible, in flight or delayed for a retry.
+    attributes = events.sqs.get_queue_attributes(
+        QueueUrl=events.url,
+        AttributeNames=[
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ],
+    )["Attributes"]
+    assert set(attributes.values()) == {"0"}
     assert lookup(api, api_key)["status"] == "sent"
 
 
