@@ -69,6 +69,7 @@ class WebhookService:
         if key is None:
             raise NotFoundError("The SendGrid webhook is not configured")
         from chalicelib.events import sendgrid
+
         try:
             sendgrid.verify_signature(
                 key, signature, timestamp, body, max_age_seconds=self._keys.max_age_seconds
