@@ -35,7 +35,9 @@ import psycopg
 
 from bench.environment import SENDER, BenchEnvironment, bench_environment
 from bench.moto_drain import MotoQueueDrain
+from bench.pg_round_trips import RoundTripCounter
 from bench.phases import accept_phases
+from chalicelib.controllers.queue_consumer import handle_processing_batch
 from chalicelib.models.mail import DeliveryState, ProcessingMessage, SendMailRequest
 from chalicelib.queues.base import QueueRecord
 from chalicelib.repositories.deliveries import DeliveryRepository
@@ -217,6 +219,41 @@ def measure_consumer(env: BenchEnvironment, size: int, batch: int) -> list[Consu
     return results
 
 
+@dataclass
+class RoundTrips:
+    records: int
+    batch: int
+    round_trips: int
+
+    @property
+    def per_record(self) -> float:
+        return self.round_trips / self.records
+
+
+def measure_round_trips(env: BenchEnvironment, size: int, batch: int) -> RoundTrips:
+    """Database round trips of the Lambda handler (``handle_processing_batch``: the batch,
+    then the pending-results courtesy) per record, counted by a proxy in front of PostgreSQL."""
+    warm_id, email_id = _unique("rt-warm"), _unique("rt")
+    warm, records = _queued_records(env, warm_id, batch), _queued_records(env, email_id, size)
+    database_url = env.database_url
+    with RoundTripCounter(database_url) as counter:
+        env.database_url = counter.conninfo
+        try:
+            container = env.use(sqs=False)
+            handle_processing_batch(warm, container)  # opens the pool's connections
+            before = counter.round_trips
+            for chunk in _chunks(records, batch):
+                handle_processing_batch(chunk, container)
+            counted = counter.round_trips - before
+        finally:
+            env.database_url = database_url
+            env.use(sqs=False)
+    _check_all_sent(env, email_id, size)
+    result = RoundTrips(size, batch, counted)
+    print(f"  database round trips per record: {result.per_record:.2f}", flush=True)
+    return result
+
+
 # --- report -------------------------------------------------------------------------------
 
 
@@ -237,6 +274,7 @@ def print_report(
     *,
     phases: dict[str, float],
     consumer: list[ConsumerResult],
+    round_trips: RoundTrips,
     latency: float,
     batch: int,
 ) -> None:
@@ -281,6 +319,10 @@ def print_report(
         f"speed-up: {ratio:.1f}x; a batch of {batch} takes {p50 / latency:.2f} provider latencies"
         f" (p50), {statistics.fmean(consumer[0].batch_seconds) / latency:.2f} (mean)"
     )
+    print(
+        f"database round trips: {round_trips.round_trips} for {round_trips.records} records in"
+        f" batches of {round_trips.batch} (Lambda handler), {round_trips.per_record:.2f} per record"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -323,8 +365,18 @@ def main(argv: list[str] | None = None) -> int:
         )
         print("measuring consumer throughput ...", flush=True)
         consumer = measure_consumer(env, args.consumer_records, args.batch_size)
+        print("counting database round trips ...", flush=True)
+        round_trips = measure_round_trips(
+            env, min(args.consumer_records, 200), args.batch_size
+        )
     print_report(
-        info, accept, phases=phases, consumer=consumer, latency=latency, batch=args.batch_size
+        info,
+        accept,
+        phases=phases,
+        consumer=consumer,
+        round_trips=round_trips,
+        latency=latency,
+        batch=args.batch_size,
     )
     print(f"\n(whole run {time.perf_counter() - started:.0f} s)")
     if args.json:
@@ -338,6 +390,7 @@ def main(argv: list[str] | None = None) -> int:
                     "consumer": [
                         asdict(c) | {"emails_per_second": c.emails_per_second} for c in consumer
                     ],
+                    "round_trips": asdict(round_trips) | {"per_record": round_trips.per_record},
                 },
                 indent=2,
             )
