@@ -366,9 +366,7 @@ def main(argv: list[str] | None = None) -> int:
         print("measuring consumer throughput ...", flush=True)
         consumer = measure_consumer(env, args.consumer_records, args.batch_size)
         print("counting database round trips ...", flush=True)
-        round_trips = measure_round_trips(
-            env, min(args.consumer_records, 200), args.batch_size
-        )
+        round_trips = measure_round_trips(env, min(args.consumer_records, 200), args.batch_size)
     print_report(
         info,
         accept,

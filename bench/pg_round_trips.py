@@ -12,6 +12,7 @@ and after a change. The proxy adds latency of its own, so timings are taken with
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from types import TracebackType
@@ -52,10 +53,8 @@ class RoundTripCounter:
         self._closed = True
         self._listener.close()
         for sock in self._sockets:
-            try:
+            with contextlib.suppress(OSError):
                 sock.close()
-            except OSError:
-                pass
 
     def _accept(self) -> None:
         while not self._closed:
@@ -89,7 +88,5 @@ class RoundTripCounter:
             pass
         finally:
             for sock in (source, sink):
-                try:
+                with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass

@@ -71,20 +71,20 @@ class ApiKeyRepository:
         return _record(row)
 
     def find_by_hash(self, key_hash: bytes) -> ApiKeyRecord | None:
-        with self._db.transaction() as conn:
+        with self._db.statement() as conn:
             row = conn.execute(
                 _SELECT_KEY + " WHERE k.key_hash = %s GROUP BY k.id", (key_hash,)
             ).fetchone()
         return _record(row) if row else None
 
     def find_by_id(self, key_id: uuid.UUID) -> ApiKeyRecord | None:
-        with self._db.transaction() as conn:
+        with self._db.statement() as conn:
             row = conn.execute(_SELECT_KEY + " WHERE k.id = %s GROUP BY k.id", (key_id,)).fetchone()
         return _record(row) if row else None
 
     def soft_delete(self, key_id: uuid.UUID) -> bool:
         """Deactivate and mark deleted; False when it was already deleted or never existed."""
-        with self._db.transaction() as conn:
+        with self._db.statement() as conn:
             cur = conn.execute(
                 "UPDATE api_keys SET is_active = false, deleted_at = now()"
                 " WHERE id = %s AND deleted_at IS NULL",
@@ -111,7 +111,7 @@ class ApiKeyRepository:
 
     def any_active_key_allows(self, candidates: list[str]) -> bool:
         """True when an active, unexpired key lists one of the candidate origin names."""
-        with self._db.transaction() as conn:
+        with self._db.statement() as conn:
             row = conn.execute(
                 "SELECT 1 FROM api_key_origins o JOIN api_keys k ON k.id = o.api_key_id"
                 " WHERE o.name = ANY(%s) AND k.is_active AND k.deleted_at IS NULL"

@@ -129,7 +129,7 @@ class DeliveryRepository:
         return dict(row["content"])
 
     def email_content(self, api_key_id: uuid.UUID | None, email_id: str) -> dict[str, Any] | None:
-        with self._db.transaction() as conn:
+        with self._db.statement() as conn:
             row = conn.execute(
                 f"SELECT content FROM emails WHERE {_KEY_MATCH} AND email_id = %(email_id)s",
                 {"api_key_id": api_key_id, "email_id": email_id},
@@ -147,7 +147,7 @@ class DeliveryRepository:
         if not deliveries:
             return {}
         first = deliveries[0]
-        with self._db.transaction() as conn:
+        with self._db.statement() as conn:
             rows = conn.execute(
                 f"""
                 INSERT INTO deliveries (id, api_key_id, email_id, email_recipient_id, recipient,
@@ -191,7 +191,7 @@ class DeliveryRepository:
     def find_many(
         self, api_key_id: uuid.UUID | None, email_id: str, recipient_ids: list[str]
     ) -> dict[str, Delivery]:
-        with self._db.transaction() as conn:
+        with self._db.statement() as conn:
             rows = conn.execute(
                 f"SELECT {_COLUMNS} FROM deliveries WHERE {_KEY_MATCH}"
                 " AND email_id = %(email_id)s AND email_recipient_id = ANY(%(rids)s)",
@@ -204,7 +204,7 @@ class DeliveryRepository:
         return found[recipient_id]
 
     def get(self, delivery_id: uuid.UUID) -> Delivery | None:
-        with self._db.transaction() as conn:
+        with self._db.statement() as conn:
             row = conn.execute(
                 f"SELECT {_COLUMNS} FROM deliveries WHERE id = %s",
                 (delivery_id,),
@@ -214,7 +214,7 @@ class DeliveryRepository:
     def mark_dispatched(self, ids: list[uuid.UUID]) -> None:
         if not ids:
             return
-        with self._db.transaction() as conn:
+        with self._db.statement() as conn:
             conn.execute(
                 "UPDATE deliveries SET dispatched_at = now(), updated_at = now()"
                 " WHERE id = ANY(%s) AND dispatched_at IS NULL",
@@ -329,7 +329,7 @@ class DeliveryRepository:
         )
 
     def count(self, api_key_id: uuid.UUID, email_id: str, status: DeliveryState | None) -> int:
-        with self._db.transaction() as conn:
+        with self._db.statement() as conn:
             row = conn.execute(
                 f"SELECT count(*) AS n FROM deliveries WHERE {_KEY_MATCH}"
                 " AND email_id = %(email_id)s"
@@ -344,7 +344,7 @@ class DeliveryRepository:
 
     def events_of(self, delivery_id: uuid.UUID, limit: int = 1000) -> list[StoredEvent]:
         """A recipient's stored provider events, oldest first."""
-        with self._db.transaction() as conn:
+        with self._db.statement() as conn:
             rows = conn.execute(
                 "SELECT type, at, provider, detail FROM delivery_events"
                 " WHERE delivery_id = %s ORDER BY at, id LIMIT %s",
@@ -417,7 +417,7 @@ class DeliveryRepository:
     # --- reporting and recovery ----------------------------------------------------------
 
     def result_published(self, delivery_id: uuid.UUID) -> None:
-        with self._db.transaction() as conn:
+        with self._db.statement() as conn:
             conn.execute(
                 "UPDATE deliveries SET result_pending = false WHERE id = %s", (delivery_id,)
             )
@@ -447,7 +447,7 @@ class DeliveryRepository:
         )
 
     def _select(self, where: str, **params: Any) -> list[Delivery]:
-        with self._db.transaction() as conn:
+        with self._db.statement() as conn:
             rows = conn.execute(
                 f"SELECT {_COLUMNS} FROM deliveries WHERE {where}",
                 params,
@@ -457,7 +457,7 @@ class DeliveryRepository:
     def _update_one(
         self, assignments: str, condition: str, delivery_id: uuid.UUID, **params: Any
     ) -> Delivery | None:
-        with self._db.transaction() as conn:
+        with self._db.statement() as conn:
             row = conn.execute(
                 f"UPDATE deliveries SET {assignments}, updated_at = now()"
                 f" WHERE id = %(id)s AND {condition} RETURNING {_COLUMNS}",

@@ -20,7 +20,7 @@ class RateLimitRepository:
 
     def hit(self, api_key_id: uuid.UUID) -> WindowCount:
         """Count one request in the key's current window; the count so far and time left."""
-        with self._db.transaction() as conn:
+        with self._db.statement() as conn:
             row = conn.execute(
                 """
                 INSERT INTO rate_limit_windows (api_key_id, window_start, hits)
@@ -37,7 +37,7 @@ class RateLimitRepository:
         return WindowCount(hits=int(row["hits"]), seconds_left=float(row["seconds_left"]))
 
     def prune(self, older_than_minutes: int = 10) -> int:
-        with self._db.transaction() as conn:
+        with self._db.statement() as conn:
             cur = conn.execute(
                 "DELETE FROM rate_limit_windows"
                 " WHERE window_start < now() - make_interval(mins => %s)",

@@ -33,7 +33,7 @@ class SendSlotRepository:
         get distinct slots. None (nothing reserved) when the next slot is more than
         ``max_wait_seconds`` away: the budget is full for now.
         """
-        with self._db.transaction() as conn:
+        with self._db.statement() as conn:
             row = conn.execute(
                 """
                 INSERT INTO send_rate_slots AS s (provider, next_slot)

@@ -61,7 +61,7 @@ class SuppressionRepository:
         """The listed ones among ``addresses`` (lower case), by address."""
         if not addresses:
             return {}
-        with self._db.transaction() as conn:
+        with self._db.statement() as conn:
             rows = conn.execute(
                 f"SELECT {_COLUMNS} FROM suppressions WHERE address = ANY(%s)", (addresses,)
             ).fetchall()
@@ -69,7 +69,7 @@ class SuppressionRepository:
 
     def page(self, after: str | None, limit: int) -> list[Suppression]:
         """Listed addresses in address order, after ``after`` (keyset paging)."""
-        with self._db.transaction() as conn:
+        with self._db.statement() as conn:
             rows = conn.execute(
                 f"SELECT {_COLUMNS} FROM suppressions"
                 " WHERE %(after)s::text IS NULL OR address > %(after)s"
@@ -79,7 +79,7 @@ class SuppressionRepository:
         return [_suppression(row) for row in rows]
 
     def delete(self, address: str) -> bool:
-        with self._db.transaction() as conn:
+        with self._db.statement() as conn:
             deleted = conn.execute("DELETE FROM suppressions WHERE address = %s", (address,))
         return deleted.rowcount == 1
 
@@ -92,7 +92,7 @@ class WebhookTokenRepository:
 
     def remember(self, provider: str, token: str) -> bool:
         """Record ``token``; False when it was seen before (a replay)."""
-        with self._db.transaction() as conn:
+        with self._db.statement() as conn:
             row = conn.execute(
                 "INSERT INTO webhook_tokens (provider, token) VALUES (%s, %s)"
                 " ON CONFLICT DO NOTHING RETURNING token",
@@ -102,14 +102,14 @@ class WebhookTokenRepository:
 
     def forget(self, provider: str, token: str) -> None:
         """Let a token be used again (its request failed before it changed anything)."""
-        with self._db.transaction() as conn:
+        with self._db.statement() as conn:
             conn.execute(
                 "DELETE FROM webhook_tokens WHERE provider = %s AND token = %s", (provider, token)
             )
 
     def prune(self, older_than_seconds: float) -> int:
         """Drop tokens old enough that their timestamps are refused as stale anyway."""
-        with self._db.transaction() as conn:
+        with self._db.statement() as conn:
             return conn.execute(
                 "DELETE FROM webhook_tokens WHERE seen_at < now() - make_interval(secs => %s)",
                 (older_than_seconds,),
