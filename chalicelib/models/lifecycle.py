@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel
+from pydantic import BaseModel, ConfigDict, Field, RootModel, StringConstraints
 
 from chalicelib.models.common import NOT_BLANK, NoNulModel, RequestModel, UtcDatetime
 from chalicelib.models.mail import DeliveryState, DeliveryStatus, EmailAddress
@@ -75,8 +75,15 @@ class ProviderEvent:
 
 class PageQuery(RequestModel):
     limit: int = Field(default=100, ge=1, le=MAX_PAGE, description=f"At most {MAX_PAGE}")
+    # Opaque: taken as given (not stripped), so " m" is as invalid as it looks.
     cursor: (
-        Annotated[str, Field(min_length=1, max_length=600, pattern=r"^[A-Za-z0-9_-]+$")] | None
+        Annotated[
+            str,
+            StringConstraints(
+                strip_whitespace=False, min_length=1, max_length=600, pattern=r"^[A-Za-z0-9_-]+$"
+            ),
+        ]
+        | None
     ) = Field(default=None, description="next_cursor of the previous page")
 
 

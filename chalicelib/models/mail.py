@@ -66,9 +66,14 @@ def _file_name(value: str) -> str:
     return value
 
 
+# Spelled out rather than left to \s, which Python and the ECMA regexes of JSON Schema read
+# differently (Python's includes \x1c-\x1f, ECMA's \ufeff): the document and the check agree.
+_UNSUBSCRIBE_TARGET = r"^(?:https://|mailto:)[^\x00-\x20\x7f-\x9f\s\ufeff>]*$"
+
+
 def _unsubscribe_target(value: str) -> str:
     _single_line(value)
-    if not value.startswith(("https://", "mailto:")) or re.search(r"[\s>]", value):
+    if not re.fullmatch(_UNSUBSCRIBE_TARGET, value):
         raise ValueError("an https:// URL or a mailto: address")
     return value
 
@@ -96,7 +101,7 @@ DisplayName = Annotated[
 ]
 UnsubscribeTarget = Annotated[
     str,
-    Field(max_length=2000, json_schema_extra={"pattern": r"^(?:https://|mailto:)[^\s>]*$"}),
+    Field(max_length=2000, json_schema_extra={"pattern": _UNSUBSCRIBE_TARGET}),
     AfterValidator(_unsubscribe_target),
 ]
 Identifier = Annotated[

@@ -109,7 +109,16 @@ def test_a_recipient_shows_its_history_oldest_first(
 
 
 @pytest.mark.parametrize(
-    "query", ["limit=0", "limit=1001", "status=lost", "cursor=%25%25", "cursor=a.b", "colour=red"]
+    "query",
+    [
+        "limit=0",
+        "limit=1001",
+        "status=lost",
+        "cursor=%25%25",
+        "cursor=a.b",
+        "cursor=+m",
+        "colour=red",
+    ],
 )
 def test_bad_lookup_parameters_are_422(wire: Wire, api: Client, api_key: str, query: str) -> None:
     wire(sender=FakeProvider("fake"))

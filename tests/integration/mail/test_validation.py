@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import base64
+import json
+import re
+from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 from chalice.test import Client
 
 from tests.integration.mail.conftest import Wire, mail_headers, seed_request, three_recipients
 from tests.support.fake_providers import FakeProvider
 from tests.support.http import Answer, call
 from tests.support.queues import Queues
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def post(api: Client, key: str, body: dict[str, Any]) -> Answer:
@@ -150,3 +156,27 @@ def test_limits_are_413(
         assert answer.status == 413, answer.json
         assert answer.json["error_type"] == "payload_too_large"
     assert_nothing_happened(provider, queues, clean_database)
+
+
+@pytest.mark.parametrize(
+    "target", ["http://example.com/u", "https://example.com/a b", "https://example.com/\x1e"]
+)
+def test_an_unsubscribe_target_the_document_refuses_is_422(
+    wire: Wire, api: Client, api_key: str, target: str
+) -> None:
+    wire(sender=FakeProvider("fake"))
+
+    answer = post(api, api_key, seed_request(list_unsubscribe=target))
+
+    assert answer.status == 422
+    assert [d["loc"] for d in answer.json["details"]] == [["list_unsubscribe"]]
+    assert re.fullmatch(document_pattern("list_unsubscribe"), target) is None
+
+
+def document_pattern(field: str) -> str:
+    schema = json.loads((ROOT / "docs" / "openapi.json").read_text())
+    return str(
+        schema["components"]["schemas"]["SendMailRequest"]["properties"][field]["anyOf"][0][
+            "pattern"
+        ]
+    )
