@@ -173,14 +173,12 @@ def _run_consumer(env: BenchEnvironment, records: list[QueueRecord], batch: int)
 def _run_sequential(env: BenchEnvironment, records: list[QueueRecord], batch: int) -> list[float]:
     """The seed's loop: per record parse, look up, send, record, publish; one at a time."""
     container = env.use(sqs=False)
-    repo = DeliveryRepository(container.database)
     times = []
     for chunk in _chunks(records, batch):
         started = time.perf_counter()
         for record in chunk:
             job = ProcessingMessage.model_validate_json(record.body)
-            delivery = repo.find(env.key_id, job.email_id, job.recipient_id)
-            outcome = container.delivery.deliver(job, delivery)
+            outcome = container.delivery.deliver(job)
             if outcome.kind is not Outcome.SENT:
                 raise RuntimeError(f"record not sent: {outcome.kind}")
         times.append(time.perf_counter() - started)

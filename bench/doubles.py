@@ -44,9 +44,10 @@ class MemoryResultQueue:
         self._count = 0
         self._lock = threading.Lock()
 
-    def publish(self, body: str) -> None:
+    def publish_many(self, bodies: list[str]) -> list[int]:
         with self._lock:
-            self._count += 1
+            self._count += len(bodies)
+        return []
 
     @property
     def published(self) -> int:

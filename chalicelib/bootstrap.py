@@ -72,6 +72,7 @@ class Container:
     webhook_tokens: WebhookTokenRepository
 
     def close(self) -> None:
+        self.delivery.close()
         close = getattr(self.sender, "close", None)
         if callable(close):
             close()
@@ -235,9 +236,9 @@ def build_container(
         processing,
         lease_seconds=settings.send_lease_seconds,
         test_sender=build_test_sender(provider_settings),
-        suppressed=suppressions.detail_for,
         events=events_queue or inline_events,
         render_budget=render_budget(settings),
+        concurrency=settings.consumer_concurrency,
     )
     events = EventService(deliveries, suppressions, delivery)
     inline_events.bind(events)
@@ -275,7 +276,6 @@ def build_container(
                 base_delay_seconds=settings.retry_base_delay_seconds,
                 max_delay_seconds=settings.retry_max_delay_seconds,
             ),
-            concurrency=settings.consumer_concurrency,
         ),
         recovery=RecoveryService(
             deliveries,

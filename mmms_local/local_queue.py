@@ -14,7 +14,7 @@ import uuid
 from typing import Any
 
 from chalicelib.db import Database
-from chalicelib.errors import DatabaseUnavailableError, QueueUnavailableError
+from chalicelib.errors import DatabaseUnavailableError
 from chalicelib.queues.base import QueueRecord
 
 PROCESSING = "processing"
@@ -60,19 +60,19 @@ class LocalQueue:
 
     def send_many(self, bodies: list[str], delay_seconds: int = 0) -> list[int]:
         try:
-            with self._db.transaction() as conn, conn.cursor() as cur:
-                cur.executemany(
+            with self._db.statement() as conn:
+                conn.execute(
                     "INSERT INTO mmms_local_queue (queue, body, visible_at)"
-                    " VALUES (%s, %s, now() + make_interval(secs => %s))",
-                    [(self.name, body, delay_seconds) for body in bodies],
+                    " SELECT %s, body, now() + make_interval(secs => %s)"
+                    " FROM unnest(%s::text[]) WITH ORDINALITY AS t(body, n) ORDER BY n",
+                    (self.name, delay_seconds, bodies),
                 )
         except DatabaseUnavailableError:
             return list(range(len(bodies)))
         return []
 
-    def publish(self, body: str) -> None:
-        if self.send_many([body]):
-            raise QueueUnavailableError("the local result queue is unreachable")
+    def publish_many(self, bodies: list[str]) -> list[int]:
+        return self.send_many(bodies)
 
     def receive(self, max_messages: int = 10) -> list[QueueRecord]:
         """Up to ``max_messages`` visible messages, now invisible for the visibility timeout."""

@@ -36,6 +36,7 @@ class ProcessingQueue(Protocol):
 
 
 class ResultQueue(Protocol):
-    def publish(self, body: str) -> None:
-        """Put one status report on the result queue."""
+    def publish_many(self, bodies: list[str]) -> list[int]:
+        """Put status reports on the result queue; return the indexes of those that could
+        not be put there."""
         ...

@@ -1,8 +1,9 @@
 """SQS adapters (boto3). Clients come from a factory: created on first use, never at import.
 
-``send_many`` packs messages into ``SendMessageBatch`` calls of at most 10 entries and at
-most ``max_batch_bytes`` per call, and runs the calls on a few threads: 10,000 recipients
-are 1,000 calls, which sequentially would take seconds.
+``send_many`` (and the result queue's ``publish_many``) packs messages into
+``SendMessageBatch`` calls of at most 10 entries and at most ``max_batch_bytes`` per call,
+and runs the calls on a few threads: 10,000 recipients are 1,000 calls, which sequentially
+would take seconds.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def batches(bodies: list[str], max_bytes: int = SQS_MAX_BYTES) -> Iterator[list[
         yield batch
 
 
-class SqsProcessingQueue:
+class _SqsSender:
     def __init__(
         self, client: Callable[[], SQSClient], queue_url: str, *, parallel_calls: int = 8
     ) -> None:
@@ -64,6 +65,8 @@ class SqsProcessingQueue:
             return indexes
         return [int(entry["Id"]) for entry in response.get("Failed", [])]
 
+
+class SqsProcessingQueue(_SqsSender):
     def delete_many(self, receipt_handles: list[str]) -> None:
         for start in range(0, len(receipt_handles), SQS_BATCH_ENTRIES):
             chunk = receipt_handles[start : start + SQS_BATCH_ENTRIES]
@@ -86,13 +89,6 @@ class SqsProcessingQueue:
             raise QueueUnavailableError("could not delay a message") from err
 
 
-class SqsResultQueue:
-    def __init__(self, client: Callable[[], SQSClient], queue_url: str) -> None:
-        self._client = client
-        self._url = queue_url
-
-    def publish(self, body: str) -> None:
-        try:
-            self._client().send_message(QueueUrl=self._url, MessageBody=body)
-        except (BotoCoreError, ClientError) as err:
-            raise QueueUnavailableError("the result queue is unreachable") from err
+class SqsResultQueue(_SqsSender):
+    def publish_many(self, bodies: list[str]) -> list[int]:
+        return self.send_many(bodies)

@@ -3,12 +3,17 @@
 The state changes are conditional updates, so concurrent senders (the API, any number of
 consumers, SQS redelivering a message) cannot both send:
 
-- ``claim`` takes the send lease on a ``queued`` row whose lease is free and returns a new
-  ``lease_token``; only one caller gets it;
-- ``release``, ``mark_sent`` and ``mark_failed`` change the row only for the token's holder
-  (a sender whose lease expired cannot undo its successor's work);
+- ``claim_keys`` (``claim`` for one row) takes the send lease on the ``queued`` rows whose
+  lease is free, each with a new ``lease_token``; only one caller gets a row;
+- ``settle_many`` (and ``release``, ``mark_sent``, ``mark_failed`` as the holder) changes a
+  row only for its token's holder (a sender whose lease expired cannot undo its successor's
+  work);
 - final states set ``result_pending`` in the same update, so the outcome reaches the result
-  queue even if publishing fails right after.
+  queue even if publishing fails right after; ``results_published`` clears it only on the
+  version of the row that was reported.
+
+A batch of recipients costs one statement per step (find and claim, settle, mark reported),
+not one per recipient: a round trip to the database costs more than the statement.
 
 ``dispatched_at`` says the recipient's message reached the queue: a queued row without it,
 whose lease is free, is dispatched again from the stored email content (a send that died
@@ -76,6 +81,33 @@ class Delivery:
     updated_at: datetime | None = None
 
 
+JobKey = tuple[uuid.UUID | None, str, str]
+"""A recipient row's identity: (api_key_id, email_id, email_recipient_id)."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A recipient row as ``claim_keys`` found it: ``taken`` when this caller now holds its
+    send lease; ``listed`` is the suppression list's reason when its address is on it."""
+
+    delivery: Delivery
+    taken: bool
+    listed: str | None
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """What became of a leased row: ``sent``, ``failed``, ``suppressed`` (not sent), or
+    ``queued`` (the lease is given back after a transient failure, ``error`` noted)."""
+
+    held: Delivery
+    status: DeliveryState
+    provider: str | None = None
+    message_id: str | None = None
+    error: str | None = None
+    detail: str | None = None
+
+
 @dataclass(frozen=True)
 class StoredEvent:
     type: str
@@ -93,12 +125,34 @@ class EventApplied:
     changed: bool  # the status changed (and a report is pending)
 
 
-_COLUMNS = (
-    "id, api_key_id, email_id, email_recipient_id, recipient, recipient_name,"
-    " recipient_company, status, provider, message_id, attempts, last_error, status_detail,"
-    " client_env_id, project_id, closure_id, metadata, result_pending, queued_at, sent_at,"
-    " dispatched_at, lease_token, test_mode, updated_at"
+_COLUMN_NAMES = (
+    "id",
+    "api_key_id",
+    "email_id",
+    "email_recipient_id",
+    "recipient",
+    "recipient_name",
+    "recipient_company",
+    "status",
+    "provider",
+    "message_id",
+    "attempts",
+    "last_error",
+    "status_detail",
+    "client_env_id",
+    "project_id",
+    "closure_id",
+    "metadata",
+    "result_pending",
+    "queued_at",
+    "sent_at",
+    "dispatched_at",
+    "lease_token",
+    "test_mode",
+    "updated_at",
 )
+_COLUMNS = ", ".join(_COLUMN_NAMES)
+_D_COLUMNS = ", ".join(f"d.{name}" for name in _COLUMN_NAMES)
 # Written exactly like the unique indexes' expression, so lookups use those indexes.
 _NO_KEY_SQL = "'00000000-0000-0000-0000-000000000000'::uuid"
 _KEY_MATCH = f"coalesce(api_key_id, {_NO_KEY_SQL}) = coalesce(%(api_key_id)s::uuid, {_NO_KEY_SQL})"
@@ -225,49 +279,133 @@ class DeliveryRepository:
 
     def claim(self, delivery_id: uuid.UUID, lease_seconds: float) -> Delivery | None:
         """Take the send lease on a queued record; None when sent, failed or leased."""
-        return self._update_one(
-            "lease_until = now() + make_interval(secs => %(lease)s), attempts = attempts + 1,"
-            " lease_token = %(token)s",
-            f"status = 'queued' AND {_LEASE_FREE}",
-            delivery_id,
-            lease=lease_seconds,
-            token=uuid.uuid4(),
-        )
+        with self._db.statement() as conn:
+            row = conn.execute(
+                "UPDATE deliveries SET lease_until = now() + make_interval(secs => %(lease)s),"
+                " attempts = attempts + 1, lease_token = gen_random_uuid(), updated_at = now()"
+                f" WHERE id = %(id)s AND status = 'queued' AND {_LEASE_FREE}"
+                f" RETURNING {_COLUMNS}",
+                {"id": delivery_id, "lease": lease_seconds},
+            ).fetchone()
+        return _delivery(row) if row else None
+
+    def claim_keys(self, keys: list[JobKey], lease_seconds: float) -> dict[JobKey, Claim]:
+        """Find recipients' rows, take the send lease of those queued and not leased (each
+        with its own token), and look their addresses up on the suppression list: one
+        statement for the batch. Keys without a row are absent from the result.
+
+        A listed address's row is taken too (its holder records it ``suppressed``), without
+        counting a send attempt.
+        """
+        if not keys:
+            return {}
+        with self._db.statement() as conn:
+            rows = conn.execute(
+                f"""
+                WITH wanted AS (
+                    SELECT DISTINCT d.id
+                      FROM unnest(%(keys)s::uuid[], %(emails)s::text[], %(rids)s::text[])
+                           AS t(key_id, email, rid)
+                      JOIN deliveries d
+                        ON coalesce(d.api_key_id, {_NO_KEY_SQL})
+                           = coalesce(t.key_id, {_NO_KEY_SQL})
+                       AND d.email_id = t.email AND d.email_recipient_id = t.rid
+                ), taken AS (
+                    UPDATE deliveries d
+                       SET lease_until = now() + make_interval(secs => %(lease)s),
+                           attempts = d.attempts + CASE WHEN EXISTS (
+                               SELECT 1 FROM suppressions s WHERE s.address = lower(d.recipient)
+                           ) THEN 0 ELSE 1 END,
+                           lease_token = gen_random_uuid(),
+                           updated_at = now()
+                      FROM wanted w
+                     WHERE d.id = w.id AND d.status = 'queued'
+                       AND (d.lease_until IS NULL OR d.lease_until < now())
+                    RETURNING {_D_COLUMNS}
+                ), found AS (
+                    SELECT {_D_COLUMNS}, true AS taken FROM taken d
+                    UNION ALL
+                    SELECT {_D_COLUMNS}, false AS taken
+                      FROM deliveries d JOIN wanted w ON w.id = d.id
+                     WHERE d.id NOT IN (SELECT id FROM taken)
+                )
+                SELECT f.*, s.reason AS listed
+                  FROM found f LEFT JOIN suppressions s ON s.address = lower(f.recipient)
+                """,
+                {
+                    "keys": [k[0] for k in keys],
+                    "emails": [k[1] for k in keys],
+                    "rids": [k[2] for k in keys],
+                    "lease": lease_seconds,
+                },
+            ).fetchall()
+        claims = [Claim(_delivery(row), row["taken"], row["listed"]) for row in rows]
+        return {_key_of(c.delivery): c for c in claims}
+
+    def settle_many(self, settlements: list[Settlement]) -> dict[uuid.UUID, Delivery]:
+        """Record the outcomes of leased sends in one statement; the rows changed, by id.
+
+        A row changes only while its lease token is the one the sender holds: one whose
+        lease expired and was taken by another sender is left alone (absent from the result).
+        """
+        if not settlements:
+            return {}
+        with self._db.statement() as conn:
+            rows = conn.execute(
+                f"""
+                UPDATE deliveries d
+                   SET status = t.status,
+                       provider = coalesce(t.provider, d.provider),
+                       message_id = CASE WHEN t.status = 'sent' THEN t.message_id
+                                         ELSE d.message_id END,
+                       sent_at = CASE WHEN t.status = 'sent' THEN now() ELSE d.sent_at END,
+                       last_error = t.error,
+                       status_detail = CASE WHEN t.status IN ('failed', 'suppressed')
+                                            THEN t.detail ELSE d.status_detail END,
+                       lease_until = NULL,
+                       lease_token = NULL,
+                       result_pending = d.result_pending OR t.status <> 'queued',
+                       updated_at = now()
+                  FROM unnest(%(ids)s::uuid[], %(tokens)s::uuid[], %(statuses)s::text[],
+                              %(providers)s::text[], %(message_ids)s::text[],
+                              %(errors)s::text[], %(details)s::text[])
+                       AS t(id, token, status, provider, message_id, error, detail)
+                 WHERE d.id = t.id AND d.status = 'queued' AND d.lease_token = t.token
+                RETURNING {_D_COLUMNS}
+                """,
+                {
+                    "ids": [s.held.id for s in settlements],
+                    "tokens": [s.held.lease_token for s in settlements],
+                    "statuses": [s.status.value for s in settlements],
+                    "providers": [s.provider for s in settlements],
+                    "message_ids": [s.message_id for s in settlements],
+                    "errors": [s.error for s in settlements],
+                    "details": [s.detail for s in settlements],
+                },
+            ).fetchall()
+        return {row["id"]: _delivery(row) for row in rows}
 
     def release(self, held: Delivery, last_error: str) -> Delivery | None:
         """Give the lease back after a transient failure; the record stays queued."""
-        return self._update_one(
-            "lease_until = NULL, lease_token = NULL, last_error = %(error)s",
-            "status = 'queued' AND lease_token = %(token)s",
-            held.id,
-            error=last_error,
-            token=held.lease_token,
-        )
+        settled = Settlement(held, DeliveryState.QUEUED, error=last_error)
+        return self.settle_many([settled]).get(held.id)
 
     def mark_sent(self, held: Delivery, provider: str, message_id: str) -> Delivery | None:
-        return self.record_sent(held.id, provider, message_id, lease_token=held.lease_token)
+        settled = Settlement(held, DeliveryState.SENT, provider=provider, message_id=message_id)
+        return self.settle_many([settled]).get(held.id)
 
     def record_sent(
-        self,
-        delivery_id: uuid.UUID,
-        provider: str,
-        message_id: str,
-        *,
-        lease_token: uuid.UUID | None = None,
+        self, delivery_id: uuid.UUID, provider: str, message_id: str
     ) -> Delivery | None:
-        """Record a send. With a token only for its holder; without (a receipt), any queued row."""
-        condition = "status = 'queued'"
-        if lease_token is not None:
-            condition += " AND lease_token = %(token)s"
+        """Record a send from a receipt: on the queued row, whoever holds its lease now."""
         return self._update_one(
             "status = 'sent', provider = %(provider)s, message_id = %(message_id)s,"
             " sent_at = now(), lease_until = NULL, lease_token = NULL, last_error = NULL,"
             " result_pending = true",
-            condition,
+            "status = 'queued'",
             delivery_id,
             provider=provider,
             message_id=message_id,
-            token=lease_token,
         )
 
     def mark_failed(
@@ -293,15 +431,6 @@ class DeliveryRepository:
             detail=detail,
             provider=provider,
             token=delivery.lease_token,
-        )
-
-    def mark_suppressed(self, delivery: Delivery, detail: str) -> Delivery | None:
-        """Record that a queued, unleased recipient is on the suppression list: never sent."""
-        return self._update_one(
-            "status = 'suppressed', status_detail = %(detail)s, result_pending = true",
-            f"status = 'queued' AND {_LEASE_FREE}",
-            delivery.id,
-            detail=detail,
         )
 
     # --- status lookup -------------------------------------------------------------------
@@ -416,10 +545,17 @@ class DeliveryRepository:
 
     # --- reporting and recovery ----------------------------------------------------------
 
-    def result_published(self, delivery_id: uuid.UUID) -> None:
+    def results_published(self, reported: list[Delivery]) -> None:
+        """Clear ``result_pending`` on the rows reported, if they did not change since: a row
+        that moved on meanwhile (an event arrived) keeps its newer report pending."""
+        if not reported:
+            return
         with self._db.statement() as conn:
             conn.execute(
-                "UPDATE deliveries SET result_pending = false WHERE id = %s", (delivery_id,)
+                "UPDATE deliveries d SET result_pending = false"
+                " FROM unnest(%s::uuid[], %s::timestamptz[]) AS t(id, updated_at)"
+                " WHERE d.id = t.id AND d.updated_at IS NOT DISTINCT FROM t.updated_at",
+                ([d.id for d in reported], [d.updated_at for d in reported]),
             )
 
     def pending_results(self, limit: int) -> list[Delivery]:
@@ -464,6 +600,10 @@ class DeliveryRepository:
                 {**params, "id": delivery_id},
             ).fetchone()
         return _delivery(row) if row else None
+
+
+def _key_of(delivery: Delivery) -> JobKey:
+    return (delivery.api_key_id, delivery.email_id, delivery.email_recipient_id)
 
 
 def _delivery(row: dict[str, Any]) -> Delivery:

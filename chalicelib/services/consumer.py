@@ -1,6 +1,8 @@
-"""The processing-queue consumer: one verdict per record, records sent concurrently.
+"""The processing-queue consumer: one verdict per record, a batch's sends together.
 
-For each record:
+The batch's recipients are looked up in one statement and handed to
+``DeliveryService.deliver_many`` together (one statement per step, sends concurrent). For
+each record:
 
 - a *receipt* (a send whose database write had to wait, see ``delivery``) → recorded;
 - a body that is not a processing message → reported ``failed`` (when it names an email and a
@@ -16,23 +18,24 @@ For each record:
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import logging
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
 from chalicelib.errors import ServiceUnavailableError
 from chalicelib.models.mail import ProcessingMessage
 from chalicelib.queues.base import QueueRecord
-from chalicelib.repositories.deliveries import Delivery, DeliveryRepository, NewDelivery
-from chalicelib.services.delivery import RECEIPT_KEY, DeliveryService, Outcome
-from chalicelib.services.mail import new_delivery
+from chalicelib.repositories.deliveries import DeliveryRepository, NewDelivery
+from chalicelib.services.delivery import RECEIPT_KEY, DeliveryOutcome, DeliveryService, Outcome
 
 log = logging.getLogger("mmms.consumer")
+_T = TypeVar("_T")
 
 
 class Verdict(enum.Enum):
@@ -62,17 +65,11 @@ class BatchReport:
 
 class QueueConsumer:
     def __init__(
-        self,
-        deliveries: DeliveryRepository,
-        delivery: DeliveryService,
-        policy: RetryPolicy,
-        *,
-        concurrency: int = 10,
+        self, deliveries: DeliveryRepository, delivery: DeliveryService, policy: RetryPolicy
     ) -> None:
         self._repo = deliveries
         self._delivery = delivery
         self._policy = policy
-        self._concurrency = concurrency
 
     def retry_delay(self, receive_count: int) -> int:
         return self._policy.delay_for(receive_count)
@@ -80,15 +77,21 @@ class QueueConsumer:
     def process_batch(self, records: list[QueueRecord]) -> BatchReport:
         if not records:
             return BatchReport([], [])
-        workers = max(1, min(self._concurrency, len(records)))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mmms-send") as pool:
-            verdicts = list(pool.map(self._process_isolated, records))
+        verdicts: dict[int, Verdict] = {}
+        jobs: dict[int, ProcessingMessage] = {}
+        for index, record in enumerate(records):
+            parsed = self._isolated(record, self._parse)
+            if isinstance(parsed, Verdict):
+                verdicts[index] = parsed
+            else:
+                jobs[index] = parsed
+        verdicts |= self._deliver(records, jobs)
         report = BatchReport(
-            acknowledged=[r for r, v in zip(records, verdicts, strict=True) if v is Verdict.ACK],
+            acknowledged=[r for i, r in enumerate(records) if verdicts[i] is Verdict.ACK],
             retry=[
                 (r, self._policy.delay_for(r.receive_count))
-                for r, v in zip(records, verdicts, strict=True)
-                if v is Verdict.RETRY
+                for i, r in enumerate(records)
+                if verdicts[i] is Verdict.RETRY
             ],
         )
         log.info(
@@ -101,10 +104,12 @@ class QueueConsumer:
         )
         return report
 
-    def _process_isolated(self, record: QueueRecord) -> Verdict:
-        """One record's verdict; no record's failure can take the batch down."""
+    def _isolated(
+        self, record: QueueRecord, step: Callable[[QueueRecord], _T | Verdict]
+    ) -> _T | Verdict:
+        """``step`` on one record; its failure is that record's retry, not the batch's."""
         try:
-            return self._process(record)
+            return step(record)
         except ServiceUnavailableError as err:
             log.warning(
                 "transient failure", extra={"message_id": record.message_id, "error": str(err)}
@@ -114,17 +119,38 @@ class QueueConsumer:
             log.exception("unexpected failure", extra={"message_id": record.message_id})
             return Verdict.RETRY
 
-    def _process(self, record: QueueRecord) -> Verdict:
+    def _parse(self, record: QueueRecord) -> ProcessingMessage | Verdict:
+        """A job to send, or the verdict of a receipt or a malformed message (handled here)."""
         fields = _loose_json(record.body)
         if isinstance(fields.get(RECEIPT_KEY), dict):
             return self._apply_receipt(record.body, fields[RECEIPT_KEY])
         try:
-            job = ProcessingMessage.model_validate_json(record.body)
+            return ProcessingMessage.model_validate_json(record.body)
         except ValidationError as err:
             self._report_malformed(record, err)
             return Verdict.ACK
-        delivery = self._record_for(job)
-        outcome = self._delivery.deliver(job, delivery)
+
+    def _deliver(
+        self, records: list[QueueRecord], jobs: dict[int, ProcessingMessage]
+    ) -> dict[int, Verdict]:
+        """Send the batch's jobs together; a database outage before any send retries them all."""
+        if not jobs:
+            return {}
+        try:
+            outcomes = self._delivery.deliver_many(list(jobs.values()))
+        except ServiceUnavailableError as err:
+            log.warning("transient failure: the batch is retried", extra={"error": str(err)})
+            return dict.fromkeys(jobs, Verdict.RETRY)
+        except Exception:
+            log.exception("unexpected failure: the batch is retried")
+            return dict.fromkeys(jobs, Verdict.RETRY)
+        verdicts: dict[int, Verdict] = {}
+        for index, outcome in zip(jobs, outcomes, strict=True):
+            verdict = self._isolated(records[index], functools.partial(self._verdict, outcome))
+            verdicts[index] = verdict if isinstance(verdict, Verdict) else Verdict.RETRY
+        return verdicts
+
+    def _verdict(self, outcome: DeliveryOutcome, record: QueueRecord) -> Verdict:
         if outcome.kind in (Outcome.RETRY, Outcome.BUSY):
             # Only a record nobody is sending can be given up: a busy one (another sender
             # holds its lease) is left to that sender even if this message dead-letters.
@@ -145,15 +171,6 @@ class QueueConsumer:
             return Verdict.ACK
         self._delivery.apply_receipt(body, delivery_id, provider, message_id)
         return Verdict.ACK
-
-    def _record_for(self, job: ProcessingMessage) -> Delivery:
-        """The job's delivery record, created if a producer outside MMMS queued it."""
-        key = _key_id(job.api_key_id)
-        found = self._repo.find_many(key, job.email_id, [job.recipient_id])
-        if job.recipient_id in found:
-            return found[job.recipient_id]
-        self._repo.insert_new(key, [new_delivery(job, dispatched=True)])
-        return self._repo.find(key, job.email_id, job.recipient_id)
 
     def _report_malformed(self, record: QueueRecord, err: ValidationError) -> None:
         error = f"malformed processing message: {_summary(err)}"

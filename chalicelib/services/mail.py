@@ -34,6 +34,7 @@ from chalicelib.services.delivery import (
     DeliveryService,
     Outcome,
     compiled_templates,
+    new_delivery,
     template_values,
 )
 from chalicelib.services.render_budget import RenderBudget, RenderMeter
@@ -133,7 +134,7 @@ class MailService:
         if recorded.status is DeliveryState.SUPPRESSED:
             self._delivery.flush_result(recorded)
             return SingleOutcome(DeliveryOutcome(Outcome.SUPPRESSED, recorded))
-        outcome = self._delivery.deliver(job, recorded)
+        outcome = self._delivery.deliver(job)
         if outcome.kind is Outcome.RETRY:
             self._queue_or_explain([outcome.delivery], [item.body])
         return SingleOutcome(outcome)
@@ -331,31 +332,7 @@ def job_from_content(content: dict[str, Any], row: Delivery) -> ProcessingMessag
 
 def _why_suppressed(listed: dict[str, Suppression], address: str) -> str | None:
     entry = listed.get(address.lower())
-    return suppression_detail(entry) if entry else None
-
-
-def new_delivery(
-    job: ProcessingMessage,
-    *,
-    dispatched: bool = False,
-    test_mode: bool = False,
-    suppressed: str | None = None,
-) -> NewDelivery:
-    return NewDelivery(
-        email_id=job.email_id,
-        email_recipient_id=job.recipient_id,
-        recipient=job.recipient_email,
-        client_env_id=job.client_env_id,
-        project_id=job.projectId,
-        closure_id=job.closureId,
-        metadata=job.metadata,
-        recipient_name=job.recipient_name,
-        recipient_company=job.recipient_company,
-        queued_at=job.queued_at,
-        dispatched=dispatched,
-        test_mode=test_mode,
-        suppressed=suppressed,
-    )
+    return suppression_detail(entry.reason) if entry else None
 
 
 def _refuse_duplicates(jobs: list[ProcessingMessage]) -> None:

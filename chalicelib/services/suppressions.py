@@ -20,9 +20,9 @@ class SuppressionPage:
     next_cursor: str | None
 
 
-def suppression_detail(entry: Suppression) -> str:
-    """The status_detail of a recipient not sent because of ``entry``."""
-    return f"suppressed: the address is on the suppression list ({entry.reason})"
+def suppression_detail(reason: str) -> str:
+    """The status_detail of a recipient not sent because its address is listed (``reason``)."""
+    return f"suppressed: the address is on the suppression list ({reason})"
 
 
 class SuppressionService:
@@ -32,11 +32,6 @@ class SuppressionService:
     def listed(self, addresses: list[str]) -> dict[str, Suppression]:
         """The listed ones among ``addresses``, by lower-case address."""
         return self._repo.find_many(sorted({a.lower() for a in addresses}))
-
-    def detail_for(self, address: str) -> str | None:
-        """The status_detail of a recipient at ``address`` if it is listed, else None."""
-        entry = self.listed([address]).get(address.lower())
-        return suppression_detail(entry) if entry else None
 
     def add(
         self,

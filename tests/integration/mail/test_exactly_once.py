@@ -11,8 +11,7 @@ from chalicelib.bootstrap import Container
 from chalicelib.models.mail import ProcessingMessage
 from chalicelib.providers.base import OutgoingMessage, SendResult
 from chalicelib.queues.base import QueueRecord
-from chalicelib.services.delivery import Outcome
-from chalicelib.services.mail import new_delivery
+from chalicelib.services.delivery import Outcome, new_delivery
 from tests.integration.mail.conftest import SENDER, Wire
 from tests.support.fake_providers import FakeProvider
 
@@ -49,12 +48,9 @@ def test_concurrent_senders_send_once(wire: Wire) -> None:
     provider = SlowProvider()
     services = wire(sender=provider)
     job = recorded_job(services, "race", key=uuid.uuid4())
-    key = uuid.UUID(job.api_key_id or "")
-    repo = services.deliveries
 
     def attempt() -> Outcome:
-        delivery = repo.find(key, "race", "r")
-        return services.delivery.deliver(job, delivery).kind
+        return services.delivery.deliver(job).kind
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         outcomes = list(pool.map(lambda _: attempt(), range(4)))

@@ -15,9 +15,9 @@ from chalicelib.bootstrap import Container
 from chalicelib.errors import DatabaseUnavailableError
 from chalicelib.models.mail import DeliveryState, SendMailRequest
 from chalicelib.providers.base import SendResult
-from chalicelib.repositories.deliveries import Delivery, DeliveryRepository
-from chalicelib.services.delivery import DeliveryService, Outcome, receipt_body
-from chalicelib.services.mail import build_jobs, email_content, new_delivery
+from chalicelib.repositories.deliveries import Delivery, DeliveryRepository, Settlement
+from chalicelib.services.delivery import DeliveryService, Outcome, new_delivery, receipt_body
+from chalicelib.services.mail import build_jobs, email_content
 from tests.integration.mail.conftest import (
     Wire,
     mail_headers,
@@ -121,7 +121,7 @@ def test_recipients_without_an_outcome_for_hours_are_reported_failed(
 class DatabaseGoneAfterSend(DeliveryRepository):
     """The database stops answering right after the provider accepted the message."""
 
-    def mark_sent(self, held: Delivery, provider: str, message_id: str) -> Delivery | None:
+    def settle_many(self, settlements: list[Settlement]) -> dict[uuid.UUID, Delivery]:
         raise DatabaseUnavailableError
 
 
@@ -143,7 +143,7 @@ def test_a_send_the_database_could_not_record_is_recorded_by_a_receipt_not_sent_
         services.processing_queue,
     )
 
-    outcome = flaky.deliver(job, delivery)
+    outcome = flaky.deliver(job)
     assert outcome.kind is Outcome.SENT
     assert repo.find(delivery.api_key_id, "msg-123", "recipient-123").status is DeliveryState.QUEUED
 

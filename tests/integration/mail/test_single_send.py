@@ -11,7 +11,8 @@ import psycopg
 from chalice.test import Client
 
 from chalicelib.models.mail import SendMailRequest
-from chalicelib.services.mail import build_jobs, email_content, new_delivery
+from chalicelib.services.delivery import new_delivery
+from chalicelib.services.mail import build_jobs, email_content
 from tests.integration.mail.conftest import Wire, mail_headers, seed_request
 from tests.support.fake_providers import FakeProvider
 from tests.support.http import call
