@@ -35,13 +35,13 @@ import psycopg
 
 from bench.environment import SENDER, BenchEnvironment, bench_environment
 from bench.moto_drain import MotoQueueDrain
-from bench.pg_round_trips import RoundTripCounter
 from bench.phases import accept_phases
 from chalicelib.controllers.queue_consumer import handle_processing_batch
 from chalicelib.models.mail import DeliveryState, ProcessingMessage, SendMailRequest
 from chalicelib.queues.base import QueueRecord
 from chalicelib.repositories.deliveries import DeliveryRepository
 from chalicelib.services.delivery import Outcome
+from tests.support.round_trips import RoundTripCounter
 
 PROCESSING_QUEUE = "mmms-processing"  # the name tests.support.queues.create_queues gives it
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
+import functools
 import re
 from typing import Annotated, Any
 
@@ -31,6 +32,9 @@ MAX_ID_LENGTH = 200
 _EMAIL = re.compile(EMAIL_PATTERN)
 
 
+# Pure, and the same addresses come back (a bulk email's sender on each recipient's message):
+# validated once per process, not once per message.
+@functools.lru_cache(maxsize=4096)
 def _valid_address(value: str) -> str:
     if not _EMAIL.match(value):
         raise ValueError(

@@ -547,13 +547,18 @@ class DeliveryRepository:
 
     def results_published(self, reported: list[Delivery]) -> None:
         """Clear ``result_pending`` on the rows reported, if they did not change since: a row
-        that moved on meanwhile (an event arrived) keeps its newer report pending."""
+        that moved on meanwhile (an event arrived) keeps its newer report pending.
+
+        The commit does not wait for the disk (``synchronous_commit`` off for this one
+        transaction): should a server crash lose it, the reports are only published again.
+        """
         if not reported:
             return
         with self._db.statement() as conn:
             conn.execute(
-                "UPDATE deliveries d SET result_pending = false"
-                " FROM unnest(%s::uuid[], %s::timestamptz[]) AS t(id, updated_at)"
+                "WITH no_disk_wait AS (SELECT set_config('synchronous_commit', 'off', true))"
+                " UPDATE deliveries d SET result_pending = false"
+                " FROM unnest(%s::uuid[], %s::timestamptz[]) AS t(id, updated_at), no_disk_wait"
                 " WHERE d.id = t.id AND d.updated_at IS NOT DISTINCT FROM t.updated_at",
                 ([d.id for d in reported], [d.updated_at for d in reported]),
             )

@@ -1,0 +1,215 @@
+"""A processing batch is handled together: one statement per step whatever its size, every
+kind of outcome side by side, and a message met twice in one batch sent once."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime
+
+import psycopg
+from chalice.test import Client
+
+from chalicelib.bootstrap import build_container
+from chalicelib.errors import MessageRejectedError
+from chalicelib.models.mail import DeliveryState
+from chalicelib.providers.base import OutgoingMessage, SendResult
+from chalicelib.queues.base import QueueRecord
+from tests.conftest import make_settings
+from tests.integration.mail.conftest import Wire, mail_headers, seed_request
+from tests.support.fake_providers import FakeProvider
+from tests.support.http import call
+from tests.support.moto_server import MotoServer
+from tests.support.queues import Queues
+from tests.support.recording import record_sent
+from tests.support.round_trips import RoundTripCounter
+
+
+def recipients(count: int, prefix: str = "user") -> list[dict[str, str]]:
+    return [
+        {"name": f"R {i}", "mail": f"{prefix}{i}@example.org", "emailRecipientId": f"r-{i:02d}"}
+        for i in range(count)
+    ]
+
+
+def queued(api: Client, key: str, queues: Queues, count: int) -> list[QueueRecord]:
+    """POST a bulk email to ``count`` recipients; its processing messages, taken off the
+    queue in recipient order (as one batch would hold them)."""
+    answer = call(
+        api,
+        "POST",
+        "/v1/mail",
+        headers=mail_headers(key),
+        body=seed_request(recipients=recipients(count)),
+    )
+    assert answer.status == 202, answer.json
+    bodies = [json.dumps(body) for body in queues.drain_json(queues.processing)]
+    assert len(bodies) == count
+    ordered = sorted(bodies, key=lambda body: json.loads(body)["email_recipient_id"])
+    return [QueueRecord(f"m-{i}", body, f"h-{i}", 1) for i, body in enumerate(ordered)]
+
+
+def statuses(database: str) -> dict[str, str]:
+    with psycopg.connect(database) as conn:
+        rows = conn.execute("SELECT email_recipient_id, status FROM deliveries").fetchall()
+    return dict(rows)  # type: ignore[arg-type]
+
+
+def test_a_batch_of_ten_costs_the_round_trips_of_a_batch_of_one(
+    wire: Wire,
+    api: Client,
+    api_key: str,
+    queues: Queues,
+    moto: MotoServer,
+    clean_database: str,
+) -> None:
+    provider = FakeProvider("fake")
+    wire(sender=provider)
+    records = queued(api, api_key, queues, 11)
+
+    with RoundTripCounter(clean_database) as counter:
+        services = build_container(
+            make_settings(
+                counter.conninfo,
+                mail_queue_url=queues.processing,
+                mail_result_queue_url=queues.result,
+                aws_endpoint_url=moto.endpoint_url,
+                aws_region=moto.region,
+            ),
+            sender=provider,
+        )
+        try:
+            services.database.ping()  # the pool's connection is open and checked
+            before = counter.round_trips
+            one = services.consumer.process_batch(records[:1])
+            after_one = counter.round_trips
+            ten = services.consumer.process_batch(records[1:])
+            after_ten = counter.round_trips
+        finally:
+            services.close()
+
+    assert len(one.acknowledged) == 1
+    assert len(ten.acknowledged) == 10
+    assert len(provider.sent) == 11
+    assert set(statuses(clean_database).values()) == {"sent"}
+    assert len(queues.drain_json(queues.result)) == 11
+    # Lease (with the suppression lookup), outcomes, reports marked: per batch, not per record.
+    assert after_one - before == 3
+    assert after_ten - after_one == 3
+
+
+def test_the_same_message_twice_in_a_batch_is_sent_once(
+    wire: Wire, api: Client, api_key: str, queues: Queues, clean_database: str
+) -> None:
+    provider = FakeProvider("fake")
+    services = wire(sender=provider)
+    first, second = queued(api, api_key, queues, 2)
+    twice = QueueRecord("m-again", first.body, "h-again", 1)
+
+    report = services.consumer.process_batch([first, twice, second])
+
+    assert len(provider.sent) == 2
+    assert sorted(m.to[0].email for m in provider.sent) == [
+        "user0@example.org",
+        "user1@example.org",
+    ]
+    assert [r.message_id for r in report.acknowledged] == ["m-0", "m-1"]
+    assert [r.message_id for r, _ in report.retry] == ["m-again"]  # busy: looked at again
+    again = services.consumer.process_batch([twice])
+    assert [r.message_id for r in again.acknowledged] == ["m-again"]
+    assert len(provider.sent) == 2
+    assert statuses(clean_database) == {"r-00": "sent", "r-01": "sent"}
+
+
+class RejectsOne:
+    """Refuses one address for good; sends everything else through ``provider``."""
+
+    def __init__(self, provider: FakeProvider, refused: str) -> None:
+        self.provider = provider
+        self.refused = refused
+        self._lock = threading.Lock()
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        if message.to[0].email == self.refused:
+            raise MessageRejectedError("fake", f"{self.refused}: mailbox does not exist")
+        with self._lock:
+            return self.provider.send(message)
+
+
+def test_one_batch_holds_every_kind_of_outcome(
+    wire: Wire, api: Client, api_key: str, queues: Queues, clean_database: str
+) -> None:
+    provider = FakeProvider("fake")
+    services = wire(sender=RejectsOne(provider, "user1@example.org"))
+    records = queued(api, api_key, queues, 4)
+    services.suppressions.add(["USER2@example.org"], "manual")
+    services.consumer.process_batch(records[3:])  # r-03 is sent before the batch
+    provider.sent.clear()
+    queues.drain_json(queues.result)
+    foreign = json.loads(records[0].body) | {
+        "email_id": "foreign-1",
+        "email_recipient_id": "f-1",
+        "recipient_email": "foreign@example.org",
+        "html_template": "<p>{{ surname }}</p>",  # not a placeholder MMMS knows
+    }
+    batch = [
+        records[0],  # sent
+        records[1],  # rejected by the provider: failed
+        records[2],  # listed since it was queued: suppressed, not sent
+        records[3],  # sent already: acknowledged, not sent again
+        QueueRecord("m-foreign", json.dumps(foreign), "h-foreign", 1),  # cannot render: failed
+    ]
+
+    report = services.consumer.process_batch(batch)
+
+    assert len(report.acknowledged) == 5
+    assert [m.to[0].email for m in provider.sent] == ["user0@example.org"]
+    assert statuses(clean_database) == {
+        "r-00": "sent",
+        "r-01": "failed",
+        "r-02": "suppressed",
+        "r-03": "sent",
+        "f-1": "failed",
+    }
+    reports = {r["email_recipient_id"]: r for r in queues.drain_json(queues.result)}
+    assert {rid: r["status"] for rid, r in reports.items()} == {
+        "r-00": "sent",
+        "r-01": "failed",
+        "r-02": "suppressed",
+        "f-1": "failed",
+    }
+    assert "does not exist" in reports["r-01"]["result"]["last_error"]
+    assert "suppression list (manual)" in reports["r-02"]["result"]["status_detail"]
+    assert reports["f-1"]["result"]["status_detail"] == "template_error"
+    with psycopg.connect(clean_database) as conn:
+        attempts = dict(conn.execute("SELECT email_recipient_id, attempts FROM deliveries"))
+        pending = conn.execute("SELECT count(*) FROM deliveries WHERE result_pending").fetchone()
+    assert attempts["r-02"] == 0  # never a send attempt
+    assert pending == (0,)
+
+
+def test_a_report_is_kept_pending_when_its_row_moved_on_before_it_was_marked(
+    wire: Wire,
+) -> None:
+    services = wire(sender=FakeProvider("fake"))
+    repo = services.deliveries
+    sent = record_sent(services, "a@example.org", "fake-1")  # reported as sent: pending
+    delivered = repo.apply_event(
+        "fake-1",
+        event_type="delivered",
+        at=datetime.now(UTC),
+        provider="fake",
+        detail=None,
+        event_key="delivered-1",
+        concerns=lambda _row: True,
+        moves_to=DeliveryState.DELIVERED,
+        moves_from=frozenset({DeliveryState.SENT}),
+    )[0].delivery
+
+    repo.results_published([sent])  # the "sent" report went out; "delivered" has not yet
+
+    assert [(r.id, r.status) for r in repo.pending_results(10)] == [
+        (sent.id, DeliveryState.DELIVERED)
+    ]
+    repo.results_published([delivered])
+    assert repo.pending_results(10) == []
