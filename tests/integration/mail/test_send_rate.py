@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from itertools import pairwise
 
@@ -14,11 +16,12 @@ from chalicelib.db import Database
 from chalicelib.errors import ProviderThrottledError
 from chalicelib.providers.chain import ProviderChain
 from chalicelib.providers.ses import SesProvider
-from chalicelib.repositories.send_rate import SendSlotRepository
+from chalicelib.repositories.send_rate import SendSlotRepository, Slot
 from chalicelib.services.send_rate import SendRateGovernor
 from tests.integration.mail.conftest import Wire, mail_headers, seed_request
 from tests.support.fake_providers import FakeProvider, make_message
 from tests.support.moto_server import MotoServer
+from tests.support.round_trips import RoundTripCounter
 
 
 def test_two_consumers_with_their_own_pools_share_one_schedule(clean_database: str) -> None:
@@ -104,3 +107,66 @@ def call_send(api: Client, key: str) -> int:
     from tests.support.http import call
 
     return call(api, "POST", "/v1/mail", body=seed_request(), headers=mail_headers(key)).status
+
+
+class SlowSchedule(SendSlotRepository):
+    """The real schedule, each reservation taking 50 ms: callers arriving meanwhile wait."""
+
+    def reserve_many(
+        self, provider: str, spacing_seconds: float, max_wait_seconds: float, count: int
+    ) -> list[Slot]:
+        time.sleep(0.05)
+        return super().reserve_many(provider, spacing_seconds, max_wait_seconds, count)
+
+
+def test_a_batchs_concurrent_sends_reserve_their_slots_together(clean_database: str) -> None:
+    with RoundTripCounter(clean_database) as counter:
+        database = Database(counter.conninfo, max_size=5)
+        waits: list[float] = []
+        governor = SendRateGovernor(
+            SlowSchedule(database), {"ses": 100.0}, max_wait_seconds=5, sleep=waits.append
+        )
+        database.ping()
+        before = counter.round_trips
+        start = threading.Barrier(10)
+
+        def send(_: int) -> float:
+            start.wait()
+            return governor.pace(FakeProvider("ses"))
+
+        try:
+            with ThreadPoolExecutor(max_workers=10) as pool:
+                paced = list(pool.map(send, range(10)))
+        finally:
+            database.close()
+        round_trips = counter.round_trips - before
+
+    # The first reserves alone; the nine that arrived meanwhile share the next statement,
+    # made 50 ms later: their ten-millisecond slots start then.
+    assert round_trips == 2
+    assert sorted(round(w, 2) for w in paced) == [0.0] + [round(0.01 * i, 2) for i in range(9)]
+
+
+def test_when_a_group_does_not_fit_as_many_as_fit_get_a_slot(clean_database: str) -> None:
+    database = Database(clean_database, max_size=5)
+    governor = SendRateGovernor(
+        SendSlotRepository(database), {"ses": 1.0}, max_wait_seconds=2.5, sleep=lambda _s: None
+    )
+    start = threading.Barrier(5)
+
+    def send(_: int) -> str:
+        start.wait()
+        try:
+            governor.pace(FakeProvider("ses"))
+        except ProviderThrottledError:
+            return "throttled"
+        return "paced"
+
+    try:
+        with ThreadPoolExecutor(max_workers=5) as pool:
+            outcomes = list(pool.map(send, range(5)))
+    finally:
+        database.close()
+
+    # Slots now, in 1 s and in 2 s fit a 2.5 s wait; the other two are refused.
+    assert sorted(outcomes) == ["paced"] * 3 + ["throttled"] * 2
