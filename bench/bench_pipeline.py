@@ -9,7 +9,10 @@ Measures, in one run:
    of the largest request;
 2. consumer throughput: the same kind of queued records sent by ``QueueConsumer.process_batch``
    in batches of 10 and by a plain sequential loop (the seed's design), against a provider
-   that answers after a fixed latency.
+   that answers after a fixed latency; and the floor of the batch design: its three
+   statements (lease, outcomes, reports marked) around the same waits, nothing else;
+3. database round trips per record of the Lambda handler, counted by a proxy in front of
+   PostgreSQL.
 
 Run from the repository root::
 
@@ -27,6 +30,7 @@ import statistics
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -39,8 +43,8 @@ from bench.phases import accept_phases
 from chalicelib.controllers.queue_consumer import handle_processing_batch
 from chalicelib.models.mail import DeliveryState, ProcessingMessage, SendMailRequest
 from chalicelib.queues.base import QueueRecord
-from chalicelib.repositories.deliveries import DeliveryRepository
-from chalicelib.services.delivery import Outcome
+from chalicelib.repositories.deliveries import DeliveryRepository, Settlement
+from chalicelib.services.delivery import Outcome, job_key
 from tests.support.round_trips import RoundTripCounter
 
 PROCESSING_QUEUE = "mmms-processing"  # the name tests.support.queues.create_queues gives it
@@ -193,6 +197,45 @@ def _check_all_sent(env: BenchEnvironment, email_id: str, size: int) -> None:
         raise RuntimeError(f"only {sent} of {size} records are sent")
 
 
+def _run_floor(
+    env: BenchEnvironment, records: list[QueueRecord], batch: int, latency: float
+) -> list[float]:
+    """The floor of any design that leases before sending and records after: the same three
+    statements (lease, outcomes, reports marked) around ``batch`` concurrent waits of the
+    provider's latency, and nothing else (no parsing, rendering, provider, reports)."""
+    repo = env.use(sqs=False).deliveries
+    times = []
+    with ThreadPoolExecutor(max_workers=batch) as pool:
+        for chunk in _chunks(records, batch):
+            keys = [job_key(ProcessingMessage.model_validate_json(r.body)) for r in chunk]
+            started = time.perf_counter()
+            claims = repo.claim_keys(keys, 120)
+            list(pool.map(lambda _claim: time.sleep(latency), claims))
+            settled = repo.settle_many(
+                [
+                    Settlement(c.delivery, DeliveryState.SENT, "floor", f"floor-{c.delivery.id}")
+                    for c in claims.values()
+                ]
+            )
+            repo.results_published(list(settled.values()))
+            times.append(time.perf_counter() - started)
+    return times
+
+
+def measure_floor(env: BenchEnvironment, size: int, batch: int, latency: float) -> ConsumerResult:
+    _run_floor(env, _queued_records(env, _unique("warm"), batch), batch, latency)
+    email_id = _unique("floor")
+    records = _queued_records(env, email_id, size)
+    started = time.perf_counter()
+    batch_times = _run_floor(env, records, batch, latency)
+    result = ConsumerResult(
+        "floor (the 3 statements + waits)", size, time.perf_counter() - started, batch_times
+    )
+    _check_all_sent(env, email_id, size)
+    print(f"  {result.mode:<34} {result.emails_per_second:7.1f} emails/s", flush=True)
+    return result
+
+
 def measure_consumer(env: BenchEnvironment, size: int, batch: int) -> list[ConsumerResult]:
     runners = {
         f"consumer (process_batch, {batch}/batch)": _run_consumer,
@@ -317,6 +360,11 @@ def print_report(
         f"speed-up: {ratio:.1f}x; a batch of {batch} takes {p50 / latency:.2f} provider latencies"
         f" (p50), {statistics.fmean(consumer[0].batch_seconds) / latency:.2f} (mean)"
     )
+    floor = statistics.median(consumer[-1].batch_seconds)
+    print(
+        f"floor: {floor / latency:.2f} provider latencies (p50); the consumer is"
+        f" {1000 * (p50 - floor):.1f} ms above it"
+    )
     print(
         f"database round trips: {round_trips.round_trips} for {round_trips.records} records in"
         f" batches of {round_trips.batch} (Lambda handler), {round_trips.per_record:.2f} per record"
@@ -363,6 +411,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print("measuring consumer throughput ...", flush=True)
         consumer = measure_consumer(env, args.consumer_records, args.batch_size)
+        consumer.append(measure_floor(env, args.consumer_records, args.batch_size, latency))
         print("counting database round trips ...", flush=True)
         round_trips = measure_round_trips(env, min(args.consumer_records, 200), args.batch_size)
     print_report(

@@ -10,7 +10,8 @@ failover). The recipients are queued as seed-format messages, as an outside prod
 With governance every instance reserves its slots in the shared schedule in PostgreSQL
 (``SendRateGovernor``); without it they send as fast as they can and rely on throttling
 backoff. Reports the time against the ideal ``recipients / N``, throttles, failovers, failed
-and dead-lettered recipients.
+and dead-lettered recipients, and the database round trips per recipient (every instance's
+connections go through a counting proxy, ``tests/support/round_trips.py``).
 
     .venv/bin/python -m bench.bench_send_rate --recipients 2000 --rate 50 --instances 4
 """
@@ -42,6 +43,7 @@ from chalicelib.services.send_rate import SendRateGovernor
 from tests.conftest import make_settings
 from tests.support.database import isolated_schema, postgres_server
 from tests.support.fake_providers import FakeProvider
+from tests.support.round_trips import RoundTripCounter
 
 MAX_RECEIVES = 5
 
@@ -52,7 +54,7 @@ class ThrottlingProvider:
     name = "primary"
 
     def __init__(self, rate: float, latency_seconds: float = 0.02) -> None:
-        self._rate = rate
+        self.rate = rate
         self._latency = latency_seconds
         self._accepted: deque[float] = deque()
         self._lock = threading.Lock()
@@ -65,7 +67,7 @@ class ThrottlingProvider:
             now = time.monotonic()
             while self._accepted and self._accepted[0] <= now - 1.0:
                 self._accepted.popleft()
-            if len(self._accepted) >= self._rate:
+            if len(self._accepted) >= self.rate:
                 self.throttled += 1
                 raise ProviderThrottledError(self.name, "Maximum sending rate exceeded")
             self._accepted.append(now)
@@ -91,6 +93,8 @@ class SimulatedQueue:
     visibility_seconds: float = 30.0
     messages: dict[str, _Message] = field(default_factory=dict)
     dead_letters: int = 0
+    received: int = 0  # records handed out (receives), over ...
+    batches: int = 0  # ... this many non-empty receives
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def send_many(self, bodies: list[str], delay_seconds: int = 0) -> list[int]:
@@ -118,6 +122,8 @@ class SimulatedQueue:
                 taken.append(
                     QueueRecord(message_id, message.body, message.handle, message.receives)
                 )
+            self.received += len(taken)
+            self.batches += bool(taken)
         return taken
 
     def delete_many(self, receipt_handles: list[str]) -> None:
@@ -148,6 +154,9 @@ class RunResult:
     dead_letters: int
     throttles: int
     unfinished: int
+    round_trips: int
+    batches: int
+    received: int
 
 
 def run(
@@ -159,6 +168,35 @@ def run(
     email_id = f"rate-{uuid.uuid4().hex[:8]}"
     queue.send_many([_job(email_id, i) for i in range(recipients)])
     primary, backup = ThrottlingProvider(rate), FakeProvider("backup")
+    with RoundTripCounter(database_url) as counter:
+        result = _run_instances(
+            counter, queue, email_id, primary, backup, instances=instances, governed=governed
+        )
+    return RunResult(
+        governed=governed,
+        ideal_seconds=recipients / rate,
+        failovers=len(backup.sent),
+        dead_letters=queue.dead_letters,
+        throttles=primary.throttled,
+        batches=queue.batches,
+        received=queue.received,
+        **result,
+    )
+
+
+def _run_instances(
+    counter: RoundTripCounter,
+    queue: SimulatedQueue,
+    email_id: str,
+    primary: ThrottlingProvider,
+    backup: FakeProvider,
+    *,
+    instances: int,
+    governed: bool,
+) -> dict[str, float | int]:
+    database_url = counter.conninfo
+    rate = primary.rate
+    recipients = len(queue.messages)
     settings = make_settings(
         database_url,
         log_level="ERROR",
@@ -199,17 +237,13 @@ def run(
         container.close()
     for pool in pools:
         pool.close()
-    return RunResult(
-        governed=governed,
-        seconds=seconds,
-        ideal_seconds=recipients / rate,
-        sent=int(counts.get("sent", 0)),
-        failovers=len(backup.sent),
-        failed=int(counts.get("failed", 0)),
-        dead_letters=queue.dead_letters,
-        throttles=primary.throttled,
-        unfinished=int(counts.get("queued", 0)),
-    )
+    return {
+        "seconds": seconds,
+        "sent": int(counts.get("sent", 0)),
+        "failed": int(counts.get("failed", 0)),
+        "unfinished": int(counts.get("queued", 0)),
+        "round_trips": counter.round_trips,
+    }
 
 
 def _consume(container: Container, queue: SimulatedQueue, deadline: float) -> None:
@@ -261,6 +295,7 @@ def main() -> None:
     print(
         f"{'governance':11} {'time':>8} {'vs ideal':>9} {'sent':>6} {'throttles':>10}"
         f" {'failovers':>10} {'failed':>7} {'dead letters':>13} {'unfinished':>11}"
+        f" {'batches':>8} {'records/batch':>14} {'round trips/recipient':>22}"
     )
     with database() as url:
         for governed in (True, False):
@@ -275,7 +310,8 @@ def main() -> None:
                 f"{'on' if governed else 'off':11} {r.seconds:7.1f}s"
                 f" {100 * (r.seconds / r.ideal_seconds - 1):+8.1f}% {r.sent:6}"
                 f" {r.throttles:10} {r.failovers:10} {r.failed:7} {r.dead_letters:13}"
-                f" {r.unfinished:11}"
+                f" {r.unfinished:11} {r.batches:8} {r.received / max(1, r.batches):14.1f}"
+                f" {r.round_trips / args.recipients:22.2f}"
             )
 
 

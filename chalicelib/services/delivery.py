@@ -203,8 +203,13 @@ class DeliveryService:
         claims = self._repo.claim_keys(keys, self._lease)
         missing = {key: job for key, job in zip(keys, jobs, strict=True) if key not in claims}
         if missing:
-            for (key_id, _email, _rid), job in missing.items():
-                self._repo.insert_new(key_id, [new_delivery(job, dispatched=True)])
+            # One insert per email (rows share the email's pass-through fields).
+            emails: dict[tuple[Any, ...], list[ProcessingMessage]] = {}
+            for (key_id, email_id, _rid), job in missing.items():
+                email = (key_id, email_id, job.client_env_id, job.projectId, job.closureId)
+                emails.setdefault(email, []).append(job)
+            for (key_id, *_fields), group in emails.items():
+                self._repo.insert_new(key_id, [new_delivery(j, dispatched=True) for j in group])
             claims |= self._repo.claim_keys(list(missing), self._lease)
         return claims
 

@@ -66,6 +66,7 @@ def test_a_batch_of_ten_costs_the_round_trips_of_a_batch_of_one(
     provider = FakeProvider("fake")
     wire(sender=provider)
     records = queued(api, api_key, queues, 11)
+    foreign = [outside_producers_copy(r, "outside-1") for r in records]
 
     with RoundTripCounter(clean_database) as counter:
         services = build_container(
@@ -85,17 +86,32 @@ def test_a_batch_of_ten_costs_the_round_trips_of_a_batch_of_one(
             after_one = counter.round_trips
             ten = services.consumer.process_batch(records[1:])
             after_ten = counter.round_trips
+            services.consumer.process_batch(foreign[:1])
+            after_foreign_one = counter.round_trips
+            services.consumer.process_batch(foreign[1:])
+            after_foreign_ten = counter.round_trips
         finally:
             services.close()
 
     assert len(one.acknowledged) == 1
     assert len(ten.acknowledged) == 10
-    assert len(provider.sent) == 11
+    assert len(provider.sent) == 22
     assert set(statuses(clean_database).values()) == {"sent"}
-    assert len(queues.drain_json(queues.result)) == 11
+    assert len(queues.drain_json(queues.result)) == 22
     # Lease (with the suppression lookup), outcomes, reports marked: per batch, not per record.
     assert after_one - before == 3
     assert after_ten - after_one == 3
+    # Messages queued outside MMMS have no rows yet: one insert and a second lease, per batch.
+    assert after_foreign_one - after_ten == 5
+    assert after_foreign_ten - after_foreign_one == 5
+
+
+def outside_producers_copy(record: QueueRecord, email_id: str) -> QueueRecord:
+    """The message as a producer outside MMMS would queue it: the seed's fields only."""
+    body = json.loads(record.body)
+    body.pop("api_key_id")
+    body["email_id"] = email_id
+    return QueueRecord(f"o-{record.message_id}", json.dumps(body), f"o-{record.receipt_handle}", 1)
 
 
 def test_the_same_message_twice_in_a_batch_is_sent_once(
