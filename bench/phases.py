@@ -21,7 +21,8 @@ from chalicelib.http.responses import success
 from chalicelib.models.mail import BulkAcceptedData, SendMailRequest
 from chalicelib.repositories.deliveries import DeliveryRepository
 from chalicelib.services import mail as mail_service
-from chalicelib.services.delivery import status_of
+from chalicelib.services.delivery import new_delivery, status_of
+from chalicelib.services.render_budget import RenderMeter
 
 T = TypeVar("T")
 
@@ -44,18 +45,26 @@ def accept_phases(env: BenchEnvironment, body: dict[str, Any]) -> dict[str, floa
         "build ProcessingMessages (no second validation)",
         lambda: mail_service.build_jobs(key, request, datetime.now(UTC)),
     )
-    timed("render every recipient's templates", lambda: mail_service._render_all(jobs))
     bodies = timed(
         "serialise queue messages (model_dump_json)",
         lambda: [job.model_dump_json() for job in jobs],
+    )
+    budget = container.mail._limits.render
+    timed(
+        "render every recipient's templates (within the budget)",
+        lambda: mail_service._render_all(jobs, RenderMeter(budget)),
     )
     timed(
         "store the email's content once",
         lambda: repo.save_email(key, request.email_id, mail_service.email_content(jobs[0])),
     )
+    timed(
+        "look the addresses up on the suppression list",
+        lambda: container.suppressions.listed([job.recipient_email for job in jobs]),
+    )
     records = timed(
         "INSERT delivery rows (unnest ... RETURNING)",
-        lambda: repo.insert_new(key, [mail_service.new_delivery(job) for job in jobs]),
+        lambda: repo.insert_new(key, [new_delivery(job) for job in jobs]),
     )
     timed(
         "hand them to the queue (in-memory)", lambda: container.processing_queue.send_many(bodies)

@@ -39,7 +39,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -171,10 +171,11 @@ class DeliveryService:
         Raises DatabaseUnavailableError when the database fails before anything was sent.
         """
         keys = [job_key(job) for job in jobs]
+        rendering = self._render_ahead(jobs)
         claims = self._claim(jobs, keys)
         outcomes: dict[int, DeliveryOutcome] = {}
         reports: list[Delivery] = []
-        leased: dict[int, tuple[ProcessingMessage, Delivery]] = {}
+        leased: dict[int, tuple[ProcessingMessage, Delivery, Future[OutgoingMessage] | None]] = {}
         suppressed: dict[int, Settlement] = {}
         for index, (job, key) in enumerate(zip(jobs, keys, strict=True)):
             claim = claims.pop(key, None)  # popped: a row met twice in the batch is sent once
@@ -187,7 +188,7 @@ class DeliveryService:
                     claim.delivery, DeliveryState.SUPPRESSED, detail=detail, error=None
                 )
             else:
-                leased[index] = (job, claim.delivery)
+                leased[index] = (job, claim.delivery, rendering.get(index))
 
         attempts = self._attempt_all(leased)
         attempts |= {i: _Attempt(s.held, settlement=s) for i, s in suppressed.items()}
@@ -223,21 +224,43 @@ class DeliveryService:
             return DeliveryOutcome(Outcome.BUSY, current)
         return DeliveryOutcome(Outcome.DONE, current)
 
+    def _render_ahead(self, jobs: list[ProcessingMessage]) -> dict[int, Future[OutgoingMessage]]:
+        """Start rendering a batch's messages on the send threads, so they are ready when the
+        rows' lease comes back (the lease statement waits on the network; rendering does not
+        have to wait with it). A batch of one renders when it sends."""
+        if len(jobs) <= 1:
+            return {}
+        pool = self._send_pool()
+        return {
+            index: pool.submit(render_message, job, RenderMeter(self._render_budget))
+            for index, job in enumerate(jobs)
+        }
+
     def _attempt_all(
-        self, leased: dict[int, tuple[ProcessingMessage, Delivery]]
+        self, leased: dict[int, tuple[ProcessingMessage, Delivery, Future[OutgoingMessage] | None]]
     ) -> dict[int, _Attempt]:
-        """Render and send every leased recipient, ``concurrency`` at a time."""
+        """Send every leased recipient, ``concurrency`` at a time."""
         if len(leased) <= 1:
             return {index: self._attempt(*item) for index, item in leased.items()}
         attempts = self._send_pool().map(lambda item: self._attempt(*item), leased.values())
         return dict(zip(leased, attempts, strict=True))
 
-    def _attempt(self, job: ProcessingMessage, claimed: Delivery) -> _Attempt:
-        """One recipient's render and send; never raises (one recipient cannot take the batch
-        down). An unexpected error writes nothing: the lease keeps others off the row until it
-        expires, and the recipient is retried then."""
+    def _attempt(
+        self,
+        job: ProcessingMessage,
+        claimed: Delivery,
+        rendering: Future[OutgoingMessage] | None = None,
+    ) -> _Attempt:
+        """One recipient's send (rendered now, or ahead in ``rendering``); never raises (one
+        recipient cannot take the batch down). An unexpected error writes nothing: the lease
+        keeps others off the row until it expires, and the recipient is retried then."""
         try:
-            message = build_message(job, claimed, RenderMeter(self._render_budget))
+            rendered = (
+                rendering.result()
+                if rendering is not None
+                else render_message(job, RenderMeter(self._render_budget))
+            )
+            message = with_message_id(rendered, job, claimed)
         except TemplateRenderError as err:
             return _Attempt(claimed, settlement=_failed(claimed, str(err), "template_error"))
         except Exception as err:
@@ -495,10 +518,15 @@ def build_message(
 ) -> OutgoingMessage:
     """The recipient's rendered email, within ``meter``'s budget. Raises TemplateRenderError
     (a queued message over the budget fails for good: rendering it again would not help)."""
+    return with_message_id(render_message(job, meter), job, delivery)
+
+
+def render_message(job: ProcessingMessage, meter: RenderMeter | None = None) -> OutgoingMessage:
+    """The recipient's rendered email without its Message-ID, which needs the recipient's row
+    (see :func:`with_message_id`); so it can be rendered while the row is being leased."""
     rendered = compiled_templates(job.subject, job.html_template, job.text_template).render(
         template_values(job), meter
     )
-    domain = job.sender_email.rpartition("@")[2]
     return OutgoingMessage(
         sender=Address(job.sender_email, job.sender_name),
         to=(Address(job.recipient_email, job.recipient_name),),
@@ -515,12 +543,18 @@ def build_message(
         headers=unsubscribe_headers(job.list_unsubscribe),
         tags={
             "email_id": job.email_id,
-            "email_recipient_id": delivery.email_recipient_id,
+            "email_recipient_id": job.recipient_id,
             **({"client_env_id": job.client_env_id} if job.client_env_id else {}),
         },
-        # The same Message-ID whichever attempt or provider sends it.
-        message_id=f"<{delivery.id}@{domain}>",
     )
+
+
+def with_message_id(
+    message: OutgoingMessage, job: ProcessingMessage, delivery: Delivery
+) -> OutgoingMessage:
+    """The same Message-ID whichever attempt or provider sends it: the row's."""
+    domain = job.sender_email.rpartition("@")[2]
+    return dataclasses.replace(message, message_id=f"<{delivery.id}@{domain}>")
 
 
 def unsubscribe_headers(target: str | None) -> dict[str, str]:
