@@ -36,26 +36,35 @@ class SuppressionRepository:
 
     def add_many(self, entries: list[NewSuppression]) -> dict[str, Suppression]:
         """Add the addresses not listed yet (a listed one keeps its first reason); return
-        every asked-for address as now listed."""
+        every asked-for address as now listed. One statement; an address another request
+        listed while it ran (invisible to its snapshot) is read once more."""
         if not entries:
             return {}
-        with self._db.transaction() as conn:
-            conn.execute(
-                "INSERT INTO suppressions (address, reason, email_id, detail)"
-                " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[])"
-                " ON CONFLICT (address) DO NOTHING",
-                (
-                    [e.address for e in entries],
-                    [e.reason for e in entries],
-                    [e.email_id for e in entries],
-                    [e.detail for e in entries],
-                ),
-            )
+        with self._db.statement() as conn:
             rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM suppressions WHERE address = ANY(%s)",
-                ([e.address for e in entries],),
+                f"""
+                WITH added AS (
+                    INSERT INTO suppressions (address, reason, email_id, detail)
+                    SELECT * FROM unnest(%(addresses)s::text[], %(reasons)s::text[],
+                                         %(email_ids)s::text[], %(details)s::text[])
+                    ON CONFLICT (address) DO NOTHING
+                    RETURNING {_COLUMNS}
+                )
+                SELECT {_COLUMNS} FROM added
+                UNION ALL
+                SELECT {_COLUMNS} FROM suppressions
+                 WHERE address = ANY(%(addresses)s) AND address NOT IN (SELECT address FROM added)
+                """,
+                {
+                    "addresses": [e.address for e in entries],
+                    "reasons": [e.reason for e in entries],
+                    "email_ids": [e.email_id for e in entries],
+                    "details": [e.detail for e in entries],
+                },
             ).fetchall()
-        return {row["address"]: _suppression(row) for row in rows}
+        listed = {row["address"]: _suppression(row) for row in rows}
+        raced = [e.address for e in entries if e.address not in listed]
+        return listed | self.find_many(raced) if raced else listed
 
     def find_many(self, addresses: list[str]) -> dict[str, Suppression]:
         """The listed ones among ``addresses`` (lower case), by address."""
