@@ -166,3 +166,15 @@ def test_the_suppression_list_admin_api(api: Client) -> None:
     assert again.status == 404
     assert anonymous.status == 401
     assert invalid.status == 422
+
+
+def test_adding_a_listed_address_again_returns_it_with_its_first_reason(wire: Wire) -> None:
+    services = wire(sender=FakeProvider("fake"))
+    services.suppressions.add(["old@example.org"], "hard_bounce")
+
+    listed = services.suppressions.add(["new@example.org", "OLD@example.org"], "manual")
+
+    assert [(s.address, s.reason) for s in listed] == [
+        ("new@example.org", "manual"),
+        ("old@example.org", "hard_bounce"),
+    ]
