@@ -170,11 +170,11 @@ def test_the_suppression_list_admin_api(api: Client) -> None:
 
 def test_adding_a_listed_address_again_returns_it_with_its_first_reason(wire: Wire) -> None:
     services = wire(sender=FakeProvider("fake"))
-    services.suppressions.add(["old@example.org"], "hard_bounce")
+    services.suppressions.add(["old@example.org"], "bounce")
 
     listed = services.suppressions.add(["new@example.org", "OLD@example.org"], "manual")
 
     assert [(s.address, s.reason) for s in listed] == [
         ("new@example.org", "manual"),
-        ("old@example.org", "hard_bounce"),
+        ("old@example.org", "bounce"),
     ]
