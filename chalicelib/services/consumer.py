@@ -1,8 +1,7 @@
 """The processing-queue consumer: one verdict per record, a batch's sends together.
 
-The batch's recipients are looked up in one statement and handed to
-``DeliveryService.deliver_many`` together (one statement per step, sends concurrent). For
-each record:
+The batch's jobs go to ``DeliveryService.deliver_many`` together (one database statement per
+step for the whole batch, the sends concurrent). For each record:
 
 - a *receipt* (a send whose database write had to wait, see ``delivery``) → recorded;
 - a body that is not a processing message → reported ``failed`` (when it names an email and a

@@ -180,12 +180,12 @@ class DeliveryService:
         for index, (job, key) in enumerate(zip(jobs, keys, strict=True)):
             claim = claims.pop(key, None)  # popped: a row met twice in the batch is sent once
             if claim is None or not claim.taken:
-                outcomes[index] = self._not_taken(claim, job, key)
+                outcomes[index] = self._not_taken(claim, key)
                 reports.append(outcomes[index].delivery)
             elif claim.listed is not None:
                 detail = suppression_detail(claim.listed)
                 suppressed[index] = Settlement(
-                    claim.delivery, DeliveryState.SUPPRESSED, detail=detail, error=None
+                    claim.delivery, DeliveryState.SUPPRESSED, detail=detail
                 )
             else:
                 leased[index] = (job, claim.delivery, rendering.get(index))
@@ -214,9 +214,7 @@ class DeliveryService:
             claims |= self._repo.claim_keys(list(missing), self._lease)
         return claims
 
-    def _not_taken(
-        self, claim: Claim | None, job: ProcessingMessage, key: JobKey
-    ) -> DeliveryOutcome:
+    def _not_taken(self, claim: Claim | None, key: JobKey) -> DeliveryOutcome:
         """A row this batch does not hold: done before, or busy (another sender, or the same
         row earlier in this batch)."""
         current = claim.delivery if claim else self._repo.find(*key)
