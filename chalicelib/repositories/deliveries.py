@@ -3,11 +3,10 @@
 The state changes are conditional updates, so concurrent senders (the API, any number of
 consumers, SQS redelivering a message) cannot both send:
 
-- ``claim_keys`` (``claim`` for one row) takes the send lease on the ``queued`` rows whose
-  lease is free, each with a new ``lease_token``; only one caller gets a row;
-- ``settle_many`` (and ``release``, ``mark_sent``, ``mark_failed`` as the holder) changes a
-  row only for its token's holder (a sender whose lease expired cannot undo its successor's
-  work);
+- ``claim_keys`` takes the send lease on the ``queued`` rows whose lease is free, each with a
+  new ``lease_token``; only one caller gets a row;
+- ``settle_many`` changes a row only for its token's holder (a sender whose lease expired
+  cannot undo its successor's work); ``mark_failed`` only a row nobody holds;
 - final states set ``result_pending`` in the same update, so the outcome reaches the result
   queue even if publishing fails right after; ``results_published`` clears it only on the
   version of the row that was reported.
@@ -277,18 +276,6 @@ class DeliveryRepository:
 
     # --- sending ---------------------------------------------------------------------
 
-    def claim(self, delivery_id: uuid.UUID, lease_seconds: float) -> Delivery | None:
-        """Take the send lease on a queued record; None when sent, failed or leased."""
-        with self._db.statement() as conn:
-            row = conn.execute(
-                "UPDATE deliveries SET lease_until = now() + make_interval(secs => %(lease)s),"
-                " attempts = attempts + 1, lease_token = gen_random_uuid(), updated_at = now()"
-                f" WHERE id = %(id)s AND status = 'queued' AND {_LEASE_FREE}"
-                f" RETURNING {_COLUMNS}",
-                {"id": delivery_id, "lease": lease_seconds},
-            ).fetchone()
-        return _delivery(row) if row else None
-
     def claim_keys(self, keys: list[JobKey], lease_seconds: float) -> dict[JobKey, Claim]:
         """Find recipients' rows, take the send lease of those queued and not leased (each
         with its own token), and look their addresses up on the suppression list: one
@@ -385,15 +372,6 @@ class DeliveryRepository:
             ).fetchall()
         return {row["id"]: _delivery(row) for row in rows}
 
-    def release(self, held: Delivery, last_error: str) -> Delivery | None:
-        """Give the lease back after a transient failure; the record stays queued."""
-        settled = Settlement(held, DeliveryState.QUEUED, error=last_error)
-        return self.settle_many([settled]).get(held.id)
-
-    def mark_sent(self, held: Delivery, provider: str, message_id: str) -> Delivery | None:
-        settled = Settlement(held, DeliveryState.SENT, provider=provider, message_id=message_id)
-        return self.settle_many([settled]).get(held.id)
-
     def record_sent(
         self, delivery_id: uuid.UUID, provider: str, message_id: str
     ) -> Delivery | None:
@@ -408,29 +386,15 @@ class DeliveryRepository:
             message_id=message_id,
         )
 
-    def mark_failed(
-        self,
-        delivery: Delivery,
-        last_error: str,
-        detail: str,
-        provider: str | None = None,
-        *,
-        as_holder: bool,
-    ) -> Delivery | None:
-        """Fail a queued record: as the lease holder, or (``as_holder=False``) only if unleased."""
-        condition = "status = 'queued' AND " + (
-            "lease_token = %(token)s" if as_holder else _LEASE_FREE
-        )
+    def mark_failed(self, delivery: Delivery, last_error: str, detail: str) -> Delivery | None:
+        """Fail a queued record nobody holds (its lease is free): given up, or malformed."""
         return self._update_one(
             "status = 'failed', last_error = %(error)s, status_detail = %(detail)s,"
-            " provider = coalesce(%(provider)s, provider), lease_until = NULL,"
-            " lease_token = NULL, result_pending = true",
-            condition,
+            " lease_until = NULL, lease_token = NULL, result_pending = true",
+            f"status = 'queued' AND {_LEASE_FREE}",
             delivery.id,
             error=last_error,
             detail=detail,
-            provider=provider,
-            token=delivery.lease_token,
         )
 
     # --- status lookup -------------------------------------------------------------------

@@ -31,7 +31,13 @@ from chalicelib.errors import ServiceUnavailableError
 from chalicelib.models.mail import ProcessingMessage
 from chalicelib.queues.base import QueueRecord
 from chalicelib.repositories.deliveries import DeliveryRepository, NewDelivery
-from chalicelib.services.delivery import RECEIPT_KEY, DeliveryOutcome, DeliveryService, Outcome
+from chalicelib.services.delivery import (
+    RECEIPT_KEY,
+    DeliveryOutcome,
+    DeliveryService,
+    Outcome,
+    api_key_uuid,
+)
 
 log = logging.getLogger("mmms.consumer")
 _T = TypeVar("_T")
@@ -183,7 +189,7 @@ class QueueConsumer:
         recipient = fields.get("recipient_email")
         if not email_id or not recipient:
             return
-        key = _key_id(fields.get("api_key_id"))
+        key = api_key_uuid(fields.get("api_key_id"))
         recipient_id = fields.get("email_recipient_id") or recipient.lower()
         self._repo.insert_new(
             key,
@@ -218,10 +224,3 @@ def _loose_json(body: str) -> dict[str, Any]:
     except ValueError:
         return {}
     return data if isinstance(data, dict) else {}
-
-
-def _key_id(value: str | None) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(value) if value else None
-    except ValueError:
-        return None

@@ -392,7 +392,7 @@ class DeliveryService:
 
     def give_up(self, delivery: Delivery, error: str) -> Delivery:
         """Mark a record failed after its last allowed attempt, and report it."""
-        failed = self._repo.mark_failed(delivery, error, "retries_exhausted", as_holder=False)
+        failed = self._repo.mark_failed(delivery, error, "retries_exhausted")
         if failed is not None:
             self.flush_result(failed)
             return failed
@@ -400,7 +400,7 @@ class DeliveryService:
 
     def fail(self, delivery: Delivery, error: str, detail: str) -> Delivery:
         """Mark an unleased record failed for good (e.g. a malformed message) and report it."""
-        failed = self._repo.mark_failed(delivery, error, detail, as_holder=False) or delivery
+        failed = self._repo.mark_failed(delivery, error, detail) or delivery
         self.flush_result(failed)
         return failed
 
@@ -437,10 +437,11 @@ class DeliveryService:
 
 def job_key(job: ProcessingMessage) -> JobKey:
     """The identity of the job's recipient row."""
-    return (_key_id(job.api_key_id), job.email_id, job.recipient_id)
+    return (api_key_uuid(job.api_key_id), job.email_id, job.recipient_id)
 
 
-def _key_id(value: str | None) -> uuid.UUID | None:
+def api_key_uuid(value: str | None) -> uuid.UUID | None:
+    """A message's ``api_key_id`` as a key id; None when absent or not one (outside producers)."""
     try:
         return uuid.UUID(value) if value else None
     except ValueError:
@@ -509,14 +510,6 @@ def template_values(job: ProcessingMessage) -> dict[str, str | None]:
         "sender_email": job.sender_email,
         "sender_organisation_name": job.sender_organisation_name,
     }
-
-
-def build_message(
-    job: ProcessingMessage, delivery: Delivery, meter: RenderMeter | None = None
-) -> OutgoingMessage:
-    """The recipient's rendered email, within ``meter``'s budget. Raises TemplateRenderError
-    (a queued message over the budget fails for good: rendering it again would not help)."""
-    return with_message_id(render_message(job, meter), job, delivery)
 
 
 def render_message(job: ProcessingMessage, meter: RenderMeter | None = None) -> OutgoingMessage:

@@ -5,7 +5,27 @@ from __future__ import annotations
 import uuid
 
 from chalicelib.bootstrap import Container
-from chalicelib.repositories.deliveries import Delivery, NewDelivery
+from chalicelib.models.mail import DeliveryState
+from chalicelib.repositories.deliveries import (
+    Delivery,
+    DeliveryRepository,
+    JobKey,
+    NewDelivery,
+    Settlement,
+)
+
+
+def lease(repo: DeliveryRepository, key: JobKey, seconds: float = 60) -> Delivery | None:
+    """Take the send lease of one recipient's row, as a sender does; None if not taken."""
+    claim = repo.claim_keys([key], seconds).get(key)
+    return claim.delivery if claim and claim.taken else None
+
+
+def settle(
+    repo: DeliveryRepository, held: Delivery, status: DeliveryState, **fields: str
+) -> Delivery | None:
+    """Record what became of a leased row, as its sender does; None if the lease is not held."""
+    return repo.settle_many([Settlement(held, status, **fields)]).get(held.id)
 
 
 def record_sent(
@@ -31,8 +51,8 @@ def record_sent(
             )
         ],
     )
-    claimed = repo.claim(rows[recipient].id, lease_seconds=60)
+    claimed = lease(repo, (api_key_id, email_id, rows[recipient].email_recipient_id))
     assert claimed is not None
-    sent = repo.mark_sent(claimed, "fake", message_id)
+    sent = settle(repo, claimed, DeliveryState.SENT, provider="fake", message_id=message_id)
     assert sent is not None
     return sent

@@ -14,6 +14,7 @@ from chalicelib.queues.base import QueueRecord
 from chalicelib.services.delivery import Outcome, new_delivery
 from tests.integration.mail.conftest import SENDER, Wire
 from tests.support.fake_providers import FakeProvider
+from tests.support.recording import lease
 
 
 class SlowProvider(FakeProvider):
@@ -64,7 +65,7 @@ def test_a_record_another_sender_holds_is_not_given_up_at_the_last_receive(wire:
     services = wire(sender=FakeProvider("fake"))
     job = recorded_job(services, "held", key=None)
     repo = services.deliveries
-    assert repo.claim(repo.find(None, "held", "r").id, lease_seconds=60) is not None
+    assert lease(repo, (None, "held", "r")) is not None
 
     report = services.consumer.process_batch(
         [QueueRecord("m-1", job.model_dump_json(), "handle-1", receive_count=3)]

@@ -27,6 +27,7 @@ from tests.integration.mail.conftest import (
 from tests.support.fake_providers import FakeProvider
 from tests.support.http import call
 from tests.support.queues import Queues, consume_until_empty
+from tests.support.recording import lease, settle
 
 
 def record_without_queueing(services: Container, key: uuid.UUID, body: dict[str, object]) -> None:
@@ -164,16 +165,16 @@ def test_only_the_lease_holder_records_the_outcome(wire: Wire, clean_database: s
     record_without_queueing(services, key, seed_request())
     repo = services.deliveries
     row = repo.find(key, "msg-123", "recipient-123")
-    first = repo.claim(row.id, lease_seconds=60)
+    first = lease(repo, (key, "msg-123", "recipient-123"))
     assert first is not None
     with psycopg.connect(clean_database) as conn:  # the first sender's lease runs out
         conn.execute("UPDATE deliveries SET lease_until = now() - interval '1 second'")
-    second = repo.claim(row.id, lease_seconds=60)
+    second = lease(repo, (key, "msg-123", "recipient-123"))
     assert second is not None
 
-    assert repo.release(first, "late") is None
-    assert repo.mark_sent(first, "fake", "late-1") is None
-    assert repo.mark_sent(second, "fake", "ok-1") is not None
+    assert settle(repo, first, DeliveryState.QUEUED, error="late") is None
+    assert settle(repo, first, DeliveryState.SENT, provider="fake", message_id="late-1") is None
+    assert settle(repo, second, DeliveryState.SENT, provider="fake", message_id="ok-1")
     assert repo.get(row.id).message_id == "ok-1"  # type: ignore[union-attr]
 
 

@@ -18,6 +18,7 @@ from tests.support.fake_providers import FakeProvider
 from tests.support.http import call
 from tests.support.moto_server import MotoServer
 from tests.support.queues import Queues, consume_until_empty
+from tests.support.recording import lease
 
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 STATUS_FIELDS = {
@@ -161,7 +162,7 @@ def test_a_send_that_died_halfway_is_queued_again_by_the_sweep(
     key = uuid.UUID(job.api_key_id or "")
     repo.save_email(key, job.email_id, email_content(job))
     row = repo.insert_new(key, [new_delivery(job)])[job.recipient_id]
-    assert repo.claim(row.id, lease_seconds=0.01) is not None
+    assert lease(repo, (key, job.email_id, row.email_recipient_id), seconds=0.01) is not None
     time.sleep(0.05)
 
     assert services.recovery.sweep().redispatched == 1
