@@ -306,8 +306,7 @@ class DeliveryRepository:
                            lease_token = gen_random_uuid(),
                            updated_at = now()
                       FROM wanted w
-                     WHERE d.id = w.id AND d.status = 'queued'
-                       AND (d.lease_until IS NULL OR d.lease_until < now())
+                     WHERE d.id = w.id AND d.status = 'queued' AND {_LEASE_FREE}
                     RETURNING {_D_COLUMNS}
                 ), found AS (
                     SELECT {_D_COLUMNS}, true AS taken FROM taken d

@@ -151,8 +151,9 @@ class QueueConsumer:
             return dict.fromkeys(jobs, Verdict.RETRY)
         verdicts: dict[int, Verdict] = {}
         for index, outcome in zip(jobs, outcomes, strict=True):
-            verdict = self._isolated(records[index], functools.partial(self._verdict, outcome))
-            verdicts[index] = verdict if isinstance(verdict, Verdict) else Verdict.RETRY
+            verdicts[index] = self._isolated(
+                records[index], functools.partial(self._verdict, outcome)
+            )
         return verdicts
 
     def _verdict(self, outcome: DeliveryOutcome, record: QueueRecord) -> Verdict:

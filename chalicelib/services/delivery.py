@@ -9,8 +9,9 @@ three database statements for the whole batch:
    not sent (its report is published again if still pending); one whose lease another sender
    holds is reported busy (retry later); a row met twice in the batch is sent once; a job
    with no row (a producer outside MMMS queued it) gets one first;
-2. renders and sends the leased ones concurrently (``concurrency`` threads, kept between
-   batches);
+2. renders the batch's messages on the send threads while that statement runs (a batch of
+   one renders when it sends), and sends the leased ones concurrently (``concurrency``
+   threads, kept between batches);
 3. records every outcome in one statement (``settle_many``): sent → ``sent`` with provider
    and message id; listed → ``suppressed`` (not sent); rejected or un-renderable → ``failed``
    (permanent, never retried); provider unavailable or throttled → lease released, still
@@ -302,7 +303,7 @@ class DeliveryService:
             if row is None and settlement.status is DeliveryState.SENT:
                 # Our lease expired mid-send and someone else took the record.
                 log.error("lease lost during a send", extra={"delivery_id": str(claimed.id)})
-                row = self._repo.get(claimed.id)
+                row = self._current(claimed)
             row = row or claimed
             if settlement.status is DeliveryState.SENT:
                 response = attempt.result.response if attempt.result else {}
@@ -322,6 +323,14 @@ class DeliveryService:
             else:
                 outcomes[index] = DeliveryOutcome(Outcome.RETRY, row, error=settlement.error)
         return outcomes
+
+    def _current(self, delivery: Delivery) -> Delivery | None:
+        """The row as it is now, or None if the database cannot say: after sends nothing may
+        raise (the caller would retry what was sent)."""
+        try:
+            return self._repo.get(delivery.id)
+        except DatabaseUnavailableError:
+            return None
 
     def _settle_by_receipts(self, attempts: dict[int, _Attempt]) -> dict[int, DeliveryOutcome]:
         """The database is down after sends: each ``sent`` goes as a receipt on the queue.
