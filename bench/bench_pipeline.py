@@ -43,8 +43,10 @@ from bench.phases import accept_phases
 from chalicelib.controllers.queue_consumer import handle_processing_batch
 from chalicelib.models.mail import DeliveryState, ProcessingMessage, SendMailRequest
 from chalicelib.queues.base import QueueRecord
-from chalicelib.repositories.deliveries import DeliveryRepository, Settlement
-from chalicelib.services.delivery import Outcome, job_key
+from chalicelib.repositories.deliveries import DeliveryRepository
+from chalicelib.repositories.send_leases import Settlement
+from chalicelib.services.delivery import Outcome
+from chalicelib.services.messages import job_key
 from tests.support.round_trips import RoundTripCounter
 
 PROCESSING_QUEUE = "mmms-processing"  # the name tests.support.queues.create_queues gives it
@@ -203,15 +205,16 @@ def _run_floor(
     """The floor of any design that leases before sending and records after: the same three
     statements (lease, outcomes, reports marked) around ``batch`` concurrent waits of the
     provider's latency, and nothing else (no parsing, rendering, provider, reports)."""
-    repo = env.use(sqs=False).deliveries
+    services = env.use(sqs=False)
+    repo, leases = services.deliveries, services.leases
     times = []
     with ThreadPoolExecutor(max_workers=batch) as pool:
         for chunk in _chunks(records, batch):
             keys = [job_key(ProcessingMessage.model_validate_json(r.body)) for r in chunk]
             started = time.perf_counter()
-            claims = repo.claim_keys(keys, 120)
+            claims = leases.claim_keys(keys, 120)
             list(pool.map(lambda _claim: time.sleep(latency), claims))
-            settled = repo.settle_many(
+            settled = leases.settle_many(
                 [
                     Settlement(c.delivery, DeliveryState.SENT, "floor", f"floor-{c.delivery.id}")
                     for c in claims.values()

@@ -21,7 +21,7 @@ from chalicelib.http.responses import success
 from chalicelib.models.mail import BulkAcceptedData, SendMailRequest
 from chalicelib.repositories.deliveries import DeliveryRepository
 from chalicelib.services import mail as mail_service
-from chalicelib.services.delivery import new_delivery, status_of
+from chalicelib.services.messages import email_content, new_delivery, status_of
 from chalicelib.services.render_budget import RenderMeter
 
 T = TypeVar("T")
@@ -56,7 +56,7 @@ def accept_phases(env: BenchEnvironment, body: dict[str, Any]) -> dict[str, floa
     )
     timed(
         "store the email's content once",
-        lambda: repo.save_email(key, request.email_id, mail_service.email_content(jobs[0])),
+        lambda: repo.save_email(key, request.email_id, email_content(jobs[0])),
     )
     timed(
         "look the addresses up on the suppression list",

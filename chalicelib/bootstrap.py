@@ -27,19 +27,23 @@ from chalicelib.queues.base import ProcessingQueue, ResultQueue
 from chalicelib.queues.sqs import SqsProcessingQueue, SqsResultQueue
 from chalicelib.repositories.api_keys import ApiKeyRepository
 from chalicelib.repositories.deliveries import DeliveryRepository
+from chalicelib.repositories.delivery_events import DeliveryEventRepository
+from chalicelib.repositories.delivery_status import DeliveryStatusRepository
 from chalicelib.repositories.rate_limits import RateLimitRepository
+from chalicelib.repositories.send_leases import SendLeaseRepository
 from chalicelib.repositories.send_rate import SendSlotRepository
 from chalicelib.repositories.suppressions import SuppressionRepository, WebhookTokenRepository
 from chalicelib.secrets import SecretStore
 from chalicelib.services.api_keys import AdminAuthenticator, ApiKeyService
 from chalicelib.services.consumer import QueueConsumer, RetryPolicy
-from chalicelib.services.delivery import DeliveryService, MailSender
+from chalicelib.services.delivery import DeliveryService
 from chalicelib.services.events import EventService, InlineEvents
 from chalicelib.services.mail import MailLimits, MailService
 from chalicelib.services.rate_limit import RateLimiter
 from chalicelib.services.recovery import RecoveryService
 from chalicelib.services.render_budget import RenderBudget
 from chalicelib.services.send_rate import SendRateGovernor
+from chalicelib.services.sending import MailSender
 from chalicelib.services.status import StatusService
 from chalicelib.services.suppressions import SuppressionService
 from chalicelib.services.webhooks import WebhookKeys, WebhookService
@@ -59,6 +63,8 @@ class Container:
     processing_queue: ProcessingQueue
     result_queue: ResultQueue
     deliveries: DeliveryRepository
+    leases: SendLeaseRepository
+    delivery_status: DeliveryStatusRepository
     delivery: DeliveryService
     mail: MailService
     consumer: QueueConsumer
@@ -228,9 +234,12 @@ def build_container(
         events_queue = SqsProcessingQueue(aws.sqs, settings.mail_events_queue_url)
     inline_events = InlineEvents()
     deliveries = DeliveryRepository(database)
+    leases = SendLeaseRepository(database)
+    delivery_status = DeliveryStatusRepository(database)
     suppressions = SuppressionService(SuppressionRepository(database))
     delivery = DeliveryService(
         deliveries,
+        leases,
         sender,
         results,
         processing,
@@ -240,7 +249,7 @@ def build_container(
         render_budget=render_budget(settings),
         concurrency=settings.consumer_concurrency,
     )
-    events = EventService(deliveries, suppressions, delivery)
+    events = EventService(DeliveryEventRepository(database), suppressions, delivery)
     inline_events.bind(events)
     webhook_tokens = WebhookTokenRepository(database)
     return Container(
@@ -252,6 +261,8 @@ def build_container(
         processing_queue=processing,
         result_queue=results,
         deliveries=deliveries,
+        leases=leases,
+        delivery_status=delivery_status,
         delivery=delivery,
         mail=MailService(
             deliveries,
@@ -288,7 +299,7 @@ def build_container(
         suppressions=suppressions,
         events=events,
         events_queue=events_queue,
-        status=StatusService(deliveries),
+        status=StatusService(delivery_status),
         webhooks=WebhookService(events, webhook_tokens, keys),
         webhook_tokens=webhook_tokens,
     )

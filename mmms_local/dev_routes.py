@@ -155,7 +155,7 @@ def register_dev_routes(router: Router) -> None:
             message = read_captured(capture_dir(), capture_id)
         except (ValueError, FileNotFoundError) as err:
             raise NotFoundError(f"No captured email {capture_id!r}") from err
-        found = container().deliveries.by_message_ids([capture_id]).get(capture_id)
+        found = container().delivery_status.by_message_ids([capture_id]).get(capture_id)
         history = container().status.history(found) if found else None
         page = _MESSAGE.render(
             **_parts(message),
@@ -202,7 +202,7 @@ def _outbox_page(query: OutboxQuery) -> dict[str, Any]:
 
 def _with_status(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each captured message with its recipient's current status (None if not recorded)."""
-    rows = container().deliveries.by_message_ids([m["id"] for m in messages])
+    rows = container().delivery_status.by_message_ids([m["id"] for m in messages])
     for message in messages:
         row = rows.get(message["id"])
         message["status"] = row.status.value if row else None

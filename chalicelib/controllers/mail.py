@@ -9,8 +9,8 @@ from chalicelib.errors import BusinessRuleError
 from chalicelib.http.context import RequestContext
 from chalicelib.http.responses import success
 from chalicelib.models.mail import BulkAcceptedData, DeliveryState, SendMailRequest, SingleSendData
-from chalicelib.services.delivery import status_of
 from chalicelib.services.mail import BulkOutcome, SingleOutcome
+from chalicelib.services.messages import status_of
 
 
 def send_mail(ctx: RequestContext, services: Container) -> Response:

@@ -14,8 +14,8 @@ from chalicelib.models.lifecycle import (
     RecipientStatus,
     RecipientStatusData,
 )
-from chalicelib.repositories.deliveries import Delivery
-from chalicelib.services.delivery import status_of
+from chalicelib.repositories.delivery_rows import Delivery
+from chalicelib.services.messages import status_of
 
 
 def email_status(ctx: RequestContext, services: Container, email_id: str) -> Response:

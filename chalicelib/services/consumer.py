@@ -30,14 +30,10 @@ from pydantic import ValidationError
 from chalicelib.errors import ServiceUnavailableError
 from chalicelib.models.mail import ProcessingMessage
 from chalicelib.queues.base import QueueRecord
-from chalicelib.repositories.deliveries import DeliveryRepository, NewDelivery
-from chalicelib.services.delivery import (
-    RECEIPT_KEY,
-    DeliveryOutcome,
-    DeliveryService,
-    Outcome,
-    api_key_uuid,
-)
+from chalicelib.repositories.deliveries import DeliveryRepository
+from chalicelib.repositories.delivery_rows import NewDelivery
+from chalicelib.services.delivery import DeliveryOutcome, DeliveryService, Outcome
+from chalicelib.services.messages import RECEIPT_KEY, api_key_uuid
 
 log = logging.getLogger("mmms.consumer")
 _T = TypeVar("_T")

@@ -11,7 +11,7 @@ three database statements for the whole batch:
    with no row (a producer outside MMMS queued it) gets one first;
 2. renders the batch's messages on the send threads while that statement runs (a batch of
    one renders when it sends), and sends the leased ones concurrently (``concurrency``
-   threads, kept between batches);
+   threads, kept between batches: ``sending``);
 3. records every outcome in one statement (``settle_many``): sent → ``sent`` with provider
    and message id; listed → ``suppressed`` (not sent); rejected or un-renderable → ``failed``
    (permanent, never retried); provider unavailable or throttled → lease released, still
@@ -31,53 +31,35 @@ unknown: then a recipient may get the email twice, never zero times.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import enum
-import functools
-import json
 import logging
-import threading
 import uuid
 from collections.abc import Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from chalicelib.errors import (
-    DatabaseUnavailableError,
-    MessageRejectedError,
-    ProviderUnavailableError,
-)
-from chalicelib.models.mail import (
-    DeliveryState,
-    DeliveryStatus,
-    ProcessingMessage,
-    ProcessingResult,
-)
-from chalicelib.providers.base import Address, Attachment, OutgoingMessage, SendResult
+from chalicelib.errors import DatabaseUnavailableError
+from chalicelib.models.mail import DeliveryState, ProcessingMessage
+from chalicelib.providers.base import SendResult
 from chalicelib.providers.simulator import SimulatorProvider
 from chalicelib.queues.base import ProcessingQueue, ResultQueue
-from chalicelib.repositories.deliveries import (
-    Claim,
-    Delivery,
-    DeliveryRepository,
-    JobKey,
-    NewDelivery,
-    Settlement,
+from chalicelib.repositories.deliveries import DeliveryRepository
+from chalicelib.repositories.delivery_rows import Delivery, JobKey
+from chalicelib.repositories.send_leases import Claim, SendLeaseRepository, Settlement
+from chalicelib.services.messages import (
+    RECEIPT_RETRY_SECONDS,
+    job_key,
+    new_delivery,
+    receipt_body,
+    result_of,
 )
-from chalicelib.services.render_budget import RenderBudget, RenderMeter
+from chalicelib.services.render_budget import RenderBudget
+from chalicelib.services.sending import Attempt, Leased, MailSender, SendPipeline
 from chalicelib.services.suppressions import suppression_detail
-from chalicelib.services.templates import CompiledTemplates, TemplateRenderError
 
 log = logging.getLogger("mmms.delivery")
-
-
-class MailSender(Protocol):
-    """What delivery needs of the provider chain."""
-
-    def send(self, message: OutgoingMessage) -> SendResult: ...
 
 
 class Outcome(enum.Enum):
@@ -103,16 +85,6 @@ class EventSink(Protocol):
     def send_many(self, bodies: list[str], delay_seconds: int = 0) -> list[int]: ...
 
 
-@dataclass(frozen=True)
-class _Attempt:
-    """One leased recipient's send: the provider's answer, or why there is none."""
-
-    claimed: Delivery
-    result: SendResult | None = None
-    settlement: Settlement | None = None  # None: nothing to write (an unexpected error)
-    error: str | None = None
-
-
 class DeliveryService:
     """Sends recipients (see the module doc).
 
@@ -125,6 +97,7 @@ class DeliveryService:
     def __init__(
         self,
         repository: DeliveryRepository,
+        leases: SendLeaseRepository,
         sender: MailSender,
         results: ResultQueue,
         receipts: ProcessingQueue,
@@ -136,31 +109,21 @@ class DeliveryService:
         concurrency: int = 10,
     ) -> None:
         self._repo = repository
-        self._sender = sender
+        self._leases = leases
         self._results = results
         self._receipts = receipts
         self._lease = lease_seconds
-        self._test_sender = test_sender or SimulatorProvider()
         self._events = events
-        self._render_budget = render_budget or RenderBudget()
-        self._concurrency = max(1, concurrency)
-        self._pool: ThreadPoolExecutor | None = None
-        self._pool_lock = threading.Lock()
+        self._pipeline = SendPipeline(
+            sender,
+            test_sender or SimulatorProvider(),
+            render_budget or RenderBudget(),
+            concurrency,
+        )
 
     def close(self) -> None:
         """Stop the send threads (they start again if needed)."""
-        with self._pool_lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=True)
-
-    def _send_pool(self) -> ThreadPoolExecutor:
-        with self._pool_lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(
-                    max_workers=self._concurrency, thread_name_prefix="mmms-send"
-                )
-            return self._pool
+        self._pipeline.close()
 
     def deliver(self, job: ProcessingMessage) -> DeliveryOutcome:
         """Send one recipient (a batch of one)."""
@@ -172,11 +135,11 @@ class DeliveryService:
         Raises DatabaseUnavailableError when the database fails before anything was sent.
         """
         keys = [job_key(job) for job in jobs]
-        rendering = self._render_ahead(jobs)
+        rendering = self._pipeline.render_ahead(jobs)
         claims = self._claim(jobs, keys)
         outcomes: dict[int, DeliveryOutcome] = {}
         reports: list[Delivery] = []
-        leased: dict[int, tuple[ProcessingMessage, Delivery, Future[OutgoingMessage] | None]] = {}
+        leased: dict[int, Leased] = {}
         suppressed: dict[int, Settlement] = {}
         for index, (job, key) in enumerate(zip(jobs, keys, strict=True)):
             claim = claims.pop(key, None)  # popped: a row met twice in the batch is sent once
@@ -191,8 +154,8 @@ class DeliveryService:
             else:
                 leased[index] = (job, claim.delivery, rendering.get(index))
 
-        attempts = self._attempt_all(leased)
-        attempts |= {i: _Attempt(s.held, settlement=s) for i, s in suppressed.items()}
+        attempts = self._pipeline.attempt_all(leased)
+        attempts |= {i: Attempt(s.held, settlement=s) for i, s in suppressed.items()}
         for index, outcome in self._settle(attempts).items():
             outcomes[index] = outcome
             reports.append(outcome.delivery)
@@ -202,7 +165,7 @@ class DeliveryService:
 
     def _claim(self, jobs: list[ProcessingMessage], keys: list[JobKey]) -> dict[JobKey, Claim]:
         """The batch's rows, leased where possible; jobs without a row get one first."""
-        claims = self._repo.claim_keys(keys, self._lease)
+        claims = self._leases.claim_keys(keys, self._lease)
         missing = {key: job for key, job in zip(keys, jobs, strict=True) if key not in claims}
         if missing:
             # One insert per email (rows share the email's pass-through fields).
@@ -212,7 +175,7 @@ class DeliveryService:
                 emails.setdefault(email, []).append(job)
             for (key_id, *_fields), group in emails.items():
                 self._repo.insert_new(key_id, [new_delivery(j, dispatched=True) for j in group])
-            claims |= self._repo.claim_keys(list(missing), self._lease)
+            claims |= self._leases.claim_keys(list(missing), self._lease)
         return claims
 
     def _not_taken(self, claim: Claim | None, key: JobKey) -> DeliveryOutcome:
@@ -223,74 +186,11 @@ class DeliveryService:
             return DeliveryOutcome(Outcome.BUSY, current)
         return DeliveryOutcome(Outcome.DONE, current)
 
-    def _render_ahead(self, jobs: list[ProcessingMessage]) -> dict[int, Future[OutgoingMessage]]:
-        """Start rendering a batch's messages on the send threads, so they are ready when the
-        rows' lease comes back (the lease statement waits on the network; rendering does not
-        have to wait with it). A batch of one renders when it sends."""
-        if len(jobs) <= 1:
-            return {}
-        pool = self._send_pool()
-        return {
-            index: pool.submit(render_message, job, RenderMeter(self._render_budget))
-            for index, job in enumerate(jobs)
-        }
-
-    def _attempt_all(
-        self, leased: dict[int, tuple[ProcessingMessage, Delivery, Future[OutgoingMessage] | None]]
-    ) -> dict[int, _Attempt]:
-        """Send every leased recipient, ``concurrency`` at a time."""
-        if len(leased) <= 1:
-            return {index: self._attempt(*item) for index, item in leased.items()}
-        attempts = self._send_pool().map(lambda item: self._attempt(*item), leased.values())
-        return dict(zip(leased, attempts, strict=True))
-
-    def _attempt(
-        self,
-        job: ProcessingMessage,
-        claimed: Delivery,
-        rendering: Future[OutgoingMessage] | None = None,
-    ) -> _Attempt:
-        """One recipient's send (rendered now, or ahead in ``rendering``); never raises (one
-        recipient cannot take the batch down). An unexpected error writes nothing: the lease
-        keeps others off the row until it expires, and the recipient is retried then."""
-        try:
-            rendered = (
-                rendering.result()
-                if rendering is not None
-                else render_message(job, RenderMeter(self._render_budget))
-            )
-            message = with_message_id(rendered, job, claimed)
-        except TemplateRenderError as err:
-            return _Attempt(claimed, settlement=_failed(claimed, str(err), "template_error"))
-        except Exception as err:
-            log.exception("could not build a message", extra={"delivery_id": str(claimed.id)})
-            return _Attempt(claimed, error=f"unexpected error: {err}")
-        sender = self._test_sender if claimed.test_mode else self._sender
-        try:
-            result = sender.send(message)
-        except ProviderUnavailableError as err:
-            log.warning(
-                "no provider available", extra={"delivery_id": str(claimed.id), "error": str(err)}
-            )
-            released = Settlement(claimed, DeliveryState.QUEUED, error=str(err))
-            return _Attempt(claimed, settlement=released, error=str(err))
-        except MessageRejectedError as err:
-            return _Attempt(
-                claimed, settlement=_failed(claimed, str(err), "rejected", err.provider)
-            )
-        except Exception as err:
-            log.exception("unexpected send failure", extra={"delivery_id": str(claimed.id)})
-            return _Attempt(claimed, error=f"unexpected error: {err}")
-        sent = Settlement(
-            claimed, DeliveryState.SENT, provider=result.provider, message_id=result.message_id
-        )
-        return _Attempt(claimed, result=result, settlement=sent)
-
-    def _settle(self, attempts: dict[int, _Attempt]) -> dict[int, DeliveryOutcome]:
+    def _settle(self, attempts: dict[int, Attempt]) -> dict[int, DeliveryOutcome]:
         """Write every attempt's outcome in one statement (receipts if the database is down)."""
         settlements = [a.settlement for a in attempts.values() if a.settlement is not None]
         try:
-            written = self._repo.settle_many(settlements)
+            written = self._leases.settle_many(settlements)
         except DatabaseUnavailableError:
             return self._settle_by_receipts(attempts)
         outcomes = {}
@@ -332,7 +232,7 @@ class DeliveryService:
         except DatabaseUnavailableError:
             return None
 
-    def _settle_by_receipts(self, attempts: dict[int, _Attempt]) -> dict[int, DeliveryOutcome]:
+    def _settle_by_receipts(self, attempts: dict[int, Attempt]) -> dict[int, DeliveryOutcome]:
         """The database is down after sends: each ``sent`` goes as a receipt on the queue.
 
         A send whose receipt the queue did not take either, and every other outcome, is left
@@ -391,7 +291,7 @@ class DeliveryService:
         delay, as a new message: it must not use up receives and end in the dead-letter queue.
         """
         try:
-            recorded = self._repo.record_sent(delivery_id, provider, message_id)
+            recorded = self._leases.record_sent(delivery_id, provider, message_id)
         except DatabaseUnavailableError:
             if self._receipts.send_many([body], delay_seconds=RECEIPT_RETRY_SECONDS):
                 raise
@@ -401,7 +301,7 @@ class DeliveryService:
 
     def give_up(self, delivery: Delivery, error: str) -> Delivery:
         """Mark a record failed after its last allowed attempt, and report it."""
-        failed = self._repo.mark_failed(delivery, error, "retries_exhausted")
+        failed = self._leases.mark_failed(delivery, error, "retries_exhausted")
         if failed is not None:
             self.flush_result(failed)
             return failed
@@ -409,7 +309,7 @@ class DeliveryService:
 
     def fail(self, delivery: Delivery, error: str, detail: str) -> Delivery:
         """Mark an unleased record failed for good (e.g. a malformed message) and report it."""
-        failed = self._repo.mark_failed(delivery, error, detail) or delivery
+        failed = self._leases.mark_failed(delivery, error, detail) or delivery
         self.flush_result(failed)
         return failed
 
@@ -442,156 +342,3 @@ class DeliveryService:
         pending = self._repo.pending_results(limit)
         self.flush_results(pending)
         return len(pending)
-
-
-def job_key(job: ProcessingMessage) -> JobKey:
-    """The identity of the job's recipient row."""
-    return (api_key_uuid(job.api_key_id), job.email_id, job.recipient_id)
-
-
-def api_key_uuid(value: str | None) -> uuid.UUID | None:
-    """A message's ``api_key_id`` as a key id; None when absent or not one (outside producers)."""
-    try:
-        return uuid.UUID(value) if value else None
-    except ValueError:
-        return None
-
-
-def new_delivery(
-    job: ProcessingMessage,
-    *,
-    dispatched: bool = False,
-    test_mode: bool = False,
-    suppressed: str | None = None,
-) -> NewDelivery:
-    """The row to record for a job (``suppressed``: recorded as such, with this detail)."""
-    return NewDelivery(
-        email_id=job.email_id,
-        email_recipient_id=job.recipient_id,
-        recipient=job.recipient_email,
-        client_env_id=job.client_env_id,
-        project_id=job.projectId,
-        closure_id=job.closureId,
-        metadata=job.metadata,
-        recipient_name=job.recipient_name,
-        recipient_company=job.recipient_company,
-        queued_at=job.queued_at,
-        dispatched=dispatched,
-        test_mode=test_mode,
-        suppressed=suppressed,
-    )
-
-
-def _failed(held: Delivery, error: str, detail: str, provider: str | None = None) -> Settlement:
-    return Settlement(held, DeliveryState.FAILED, provider=provider, error=error, detail=detail)
-
-
-RECEIPT_KEY = "mmms_receipt"
-RECEIPT_RETRY_SECONDS = 5
-
-
-def receipt_body(delivery_id: uuid.UUID, result: SendResult) -> str:
-    """A processing-queue message that records a send (not an email to send)."""
-    return json.dumps(
-        {
-            RECEIPT_KEY: {
-                "delivery_id": str(delivery_id),
-                "provider": result.provider,
-                "message_id": result.message_id,
-            }
-        }
-    )
-
-
-@functools.lru_cache(maxsize=64)
-def compiled_templates(subject: str, html: str, text: str | None) -> CompiledTemplates:
-    """Compile an email's templates once per process, not once per recipient."""
-    return CompiledTemplates(subject, html, text)
-
-
-def template_values(job: ProcessingMessage) -> dict[str, str | None]:
-    return {
-        "name": job.recipient_name,
-        "mail": job.recipient_email,
-        "company": job.recipient_company,
-        "emailRecipientId": job.email_recipient_id,
-        "sender_name": job.sender_name,
-        "sender_email": job.sender_email,
-        "sender_organisation_name": job.sender_organisation_name,
-    }
-
-
-def render_message(job: ProcessingMessage, meter: RenderMeter | None = None) -> OutgoingMessage:
-    """The recipient's rendered email without its Message-ID, which needs the recipient's row
-    (see :func:`with_message_id`); so it can be rendered while the row is being leased."""
-    rendered = compiled_templates(job.subject, job.html_template, job.text_template).render(
-        template_values(job), meter
-    )
-    return OutgoingMessage(
-        sender=Address(job.sender_email, job.sender_name),
-        to=(Address(job.recipient_email, job.recipient_name),),
-        subject=rendered.subject,
-        html=rendered.html,
-        text=rendered.text,
-        cc=tuple(Address(a) for a in job.cc),
-        bcc=tuple(Address(a) for a in job.bcc),
-        reply_to=(Address(job.reply_to),) if job.reply_to else (),
-        attachments=tuple(
-            Attachment(a.filename, a.content_type, base64.b64decode(a.content))
-            for a in job.attachments
-        ),
-        headers=unsubscribe_headers(job.list_unsubscribe),
-        tags={
-            "email_id": job.email_id,
-            "email_recipient_id": job.recipient_id,
-            **({"client_env_id": job.client_env_id} if job.client_env_id else {}),
-        },
-    )
-
-
-def with_message_id(
-    message: OutgoingMessage, job: ProcessingMessage, delivery: Delivery
-) -> OutgoingMessage:
-    """The same Message-ID whichever attempt or provider sends it: the row's."""
-    domain = job.sender_email.rpartition("@")[2]
-    return dataclasses.replace(message, message_id=f"<{delivery.id}@{domain}>")
-
-
-def unsubscribe_headers(target: str | None) -> dict[str, str]:
-    """RFC 2369 List-Unsubscribe, plus RFC 8058 one-click for an https target."""
-    if not target:
-        return {}
-    headers = {"List-Unsubscribe": f"<{target}>"}
-    if target.startswith("https://"):
-        headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    return headers
-
-
-def status_of(delivery: Delivery) -> DeliveryStatus:
-    return DeliveryStatus(
-        email_id=delivery.email_id,
-        email_recipient_id=delivery.email_recipient_id,
-        recipient=delivery.recipient,
-        status=delivery.status,
-        message_id=delivery.message_id,
-        status_detail=delivery.status_detail,
-        last_error=delivery.last_error,
-        queued_at=delivery.queued_at,
-        sent_at=delivery.sent_at,
-        provider=delivery.provider,
-    )
-
-
-def result_of(delivery: Delivery) -> ProcessingResult:
-    return ProcessingResult(
-        success=delivery.status.succeeded,
-        email_id=delivery.email_id,
-        email_recipient_id=delivery.email_recipient_id,
-        recipient=delivery.recipient,
-        status=delivery.status,
-        result=status_of(delivery),
-        client_env_id=delivery.client_env_id,
-        projectId=delivery.project_id,
-        closureId=delivery.closure_id,
-        metadata=delivery.metadata,
-    )

@@ -26,7 +26,8 @@ from chalicelib.errors import ServiceUnavailableError
 from chalicelib.events.common import MalformedEventError
 from chalicelib.events.ses import parse_ses_message
 from chalicelib.models.lifecycle import SUPPRESSING, TRANSITIONS, ProviderEvent
-from chalicelib.repositories.deliveries import Delivery, DeliveryRepository, EventApplied
+from chalicelib.repositories.delivery_events import DeliveryEventRepository, EventApplied
+from chalicelib.repositories.delivery_rows import Delivery
 from chalicelib.services.delivery import DeliveryService
 from chalicelib.services.suppressions import SuppressionService
 
@@ -42,7 +43,7 @@ class EventsApplied:
 class EventService:
     def __init__(
         self,
-        deliveries: DeliveryRepository,
+        deliveries: DeliveryEventRepository,
         suppressions: SuppressionService,
         delivery: DeliveryService,
     ) -> None:

@@ -27,24 +27,20 @@ from chalicelib.errors import (
 )
 from chalicelib.models.mail import DeliveryState, ProcessingMessage, SendMailRequest
 from chalicelib.queues.base import ProcessingQueue
-from chalicelib.repositories.deliveries import Delivery, DeliveryRepository, NewDelivery
+from chalicelib.repositories.deliveries import DeliveryRepository
+from chalicelib.repositories.delivery_rows import Delivery, NewDelivery
 from chalicelib.repositories.suppressions import Suppression
-from chalicelib.services.delivery import (
-    DeliveryOutcome,
-    DeliveryService,
-    Outcome,
+from chalicelib.services.delivery import DeliveryOutcome, DeliveryService, Outcome
+from chalicelib.services.messages import (
     compiled_templates,
+    email_content,
+    job_from_content,
     new_delivery,
     template_values,
 )
 from chalicelib.services.render_budget import RenderBudget, RenderMeter
 from chalicelib.services.suppressions import SuppressionService, suppression_detail
 from chalicelib.services.templates import TemplateLimitError, TemplateRenderError
-
-# What a recipient's message adds to its email's stored content.
-RECIPIENT_FIELDS = frozenset(
-    {"email_recipient_id", "recipient_name", "recipient_email", "recipient_company", "queued_at"}
-)
 
 
 @dataclass(frozen=True)
@@ -302,11 +298,6 @@ def build_jobs(
     return jobs
 
 
-def email_content(job: ProcessingMessage) -> dict[str, Any]:
-    """What all recipients of ``job``'s email share (stored once per email)."""
-    return job.model_dump(mode="json", exclude=set(RECIPIENT_FIELDS))
-
-
 def _normalized(content: dict[str, Any]) -> dict[str, Any] | None:
     """``content`` as today's model writes it (None when it no longer validates)."""
     placeholder = {"recipient_email": "placeholder@example.com", "email_recipient_id": "x"}
@@ -314,20 +305,6 @@ def _normalized(content: dict[str, Any]) -> dict[str, Any] | None:
         return email_content(ProcessingMessage.model_validate({**content, **placeholder}))
     except ValidationError:
         return None
-
-
-def job_from_content(content: dict[str, Any], row: Delivery) -> ProcessingMessage:
-    """A recipient's processing message, rebuilt from its email's content and its record."""
-    return ProcessingMessage.model_validate(
-        {
-            **content,
-            "email_recipient_id": row.email_recipient_id,
-            "recipient_email": row.recipient,
-            "recipient_name": row.recipient_name,
-            "recipient_company": row.recipient_company,
-            "queued_at": row.queued_at,
-        }
-    )
 
 
 def _why_suppressed(listed: dict[str, Suppression], address: str) -> str | None:

@@ -16,9 +16,10 @@ import logging
 from dataclasses import dataclass
 
 from chalicelib.queues.base import ProcessingQueue
-from chalicelib.repositories.deliveries import Delivery, DeliveryRepository
+from chalicelib.repositories.deliveries import DeliveryRepository
+from chalicelib.repositories.delivery_rows import Delivery
 from chalicelib.services.delivery import DeliveryService
-from chalicelib.services.mail import job_from_content
+from chalicelib.services.messages import job_from_content
 
 log = logging.getLogger("mmms.recovery")
 

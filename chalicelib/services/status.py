@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from chalicelib.errors import NotFoundError
 from chalicelib.models.mail import DeliveryState
-from chalicelib.repositories.deliveries import Delivery, DeliveryRepository, StoredEvent
+from chalicelib.repositories.delivery_rows import Delivery
+from chalicelib.repositories.delivery_status import DeliveryStatusRepository, StoredEvent
 from chalicelib.services.paging import decode_cursor, next_cursor
 
 
@@ -31,8 +32,8 @@ class RecipientHistory:
 
 
 class StatusService:
-    def __init__(self, deliveries: DeliveryRepository) -> None:
-        self._repo = deliveries
+    def __init__(self, reads: DeliveryStatusRepository) -> None:
+        self._repo = reads
 
     def email(
         self,
@@ -56,8 +57,7 @@ class StatusService:
     def recipient(
         self, api_key_id: uuid.UUID, email_id: str, email_recipient_id: str
     ) -> RecipientHistory:
-        found = self._repo.find_many(api_key_id, email_id, [email_recipient_id])
-        delivery = found.get(email_recipient_id)
+        delivery = self._repo.recipient(api_key_id, email_id, email_recipient_id)
         if delivery is None:
             raise NotFoundError(f"No recipient {email_recipient_id!r} of email {email_id!r}")
         return self.history(delivery)

@@ -6,23 +6,18 @@ import uuid
 
 from chalicelib.bootstrap import Container
 from chalicelib.models.mail import DeliveryState
-from chalicelib.repositories.deliveries import (
-    Delivery,
-    DeliveryRepository,
-    JobKey,
-    NewDelivery,
-    Settlement,
-)
+from chalicelib.repositories.delivery_rows import Delivery, JobKey, NewDelivery
+from chalicelib.repositories.send_leases import SendLeaseRepository, Settlement
 
 
-def lease(repo: DeliveryRepository, key: JobKey, seconds: float = 60) -> Delivery | None:
+def lease(repo: SendLeaseRepository, key: JobKey, seconds: float = 60) -> Delivery | None:
     """Take the send lease of one recipient's row, as a sender does; None if not taken."""
     claim = repo.claim_keys([key], seconds).get(key)
     return claim.delivery if claim and claim.taken else None
 
 
 def settle(
-    repo: DeliveryRepository, held: Delivery, status: DeliveryState, **fields: str
+    repo: SendLeaseRepository, held: Delivery, status: DeliveryState, **fields: str
 ) -> Delivery | None:
     """Record what became of a leased row, as its sender does; None if the lease is not held."""
     return repo.settle_many([Settlement(held, status, **fields)]).get(held.id)
@@ -51,8 +46,10 @@ def record_sent(
             )
         ],
     )
-    claimed = lease(repo, (api_key_id, email_id, rows[recipient].email_recipient_id))
+    claimed = lease(services.leases, (api_key_id, email_id, rows[recipient].email_recipient_id))
     assert claimed is not None
-    sent = settle(repo, claimed, DeliveryState.SENT, provider="fake", message_id=message_id)
+    sent = settle(
+        services.leases, claimed, DeliveryState.SENT, provider="fake", message_id=message_id
+    )
     assert sent is not None
     return sent

@@ -15,6 +15,7 @@ from chalicelib.errors import MessageRejectedError
 from chalicelib.models.mail import DeliveryState
 from chalicelib.providers.base import OutgoingMessage, SendResult
 from chalicelib.queues.base import QueueRecord
+from chalicelib.repositories.delivery_events import DeliveryEventRepository
 from tests.conftest import make_settings
 from tests.integration.mail.conftest import Wire, mail_headers, seed_request
 from tests.support.fake_providers import FakeProvider
@@ -210,17 +211,21 @@ def test_a_report_is_kept_pending_when_its_row_moved_on_before_it_was_marked(
     services = wire(sender=FakeProvider("fake"))
     repo = services.deliveries
     sent = record_sent(services, "a@example.org", "fake-1")  # reported as sent: pending
-    delivered = repo.apply_event(
-        "fake-1",
-        event_type="delivered",
-        at=datetime.now(UTC),
-        provider="fake",
-        detail=None,
-        event_key="delivered-1",
-        concerns=lambda _row: True,
-        moves_to=DeliveryState.DELIVERED,
-        moves_from=frozenset({DeliveryState.SENT}),
-    )[0].delivery
+    delivered = (
+        DeliveryEventRepository(services.database)
+        .apply_event(
+            "fake-1",
+            event_type="delivered",
+            at=datetime.now(UTC),
+            provider="fake",
+            detail=None,
+            event_key="delivered-1",
+            concerns=lambda _row: True,
+            moves_to=DeliveryState.DELIVERED,
+            moves_from=frozenset({DeliveryState.SENT}),
+        )[0]
+        .delivery
+    )
 
     repo.results_published([sent])  # the "sent" report went out; "delivered" has not yet
 

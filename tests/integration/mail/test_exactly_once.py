@@ -11,7 +11,8 @@ from chalicelib.bootstrap import Container
 from chalicelib.models.mail import ProcessingMessage
 from chalicelib.providers.base import OutgoingMessage, SendResult
 from chalicelib.queues.base import QueueRecord
-from chalicelib.services.delivery import Outcome, new_delivery
+from chalicelib.services.delivery import Outcome
+from chalicelib.services.messages import new_delivery
 from tests.integration.mail.conftest import SENDER, Wire
 from tests.support.fake_providers import FakeProvider
 from tests.support.recording import lease
@@ -64,12 +65,11 @@ def test_concurrent_senders_send_once(wire: Wire) -> None:
 def test_a_record_another_sender_holds_is_not_given_up_at_the_last_receive(wire: Wire) -> None:
     services = wire(sender=FakeProvider("fake"))
     job = recorded_job(services, "held", key=None)
-    repo = services.deliveries
-    assert lease(repo, (None, "held", "r")) is not None
+    assert lease(services.leases, (None, "held", "r")) is not None
 
     report = services.consumer.process_batch(
         [QueueRecord("m-1", job.model_dump_json(), "handle-1", receive_count=3)]
     )
 
     assert [record.message_id for record, _ in report.retry] == ["m-1"]
-    assert repo.find(None, "held", "r").status.value == "queued"
+    assert services.deliveries.find(None, "held", "r").status.value == "queued"

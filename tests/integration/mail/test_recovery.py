@@ -15,9 +15,11 @@ from chalicelib.bootstrap import Container
 from chalicelib.errors import DatabaseUnavailableError
 from chalicelib.models.mail import DeliveryState, SendMailRequest
 from chalicelib.providers.base import SendResult
-from chalicelib.repositories.deliveries import Delivery, DeliveryRepository, Settlement
-from chalicelib.services.delivery import DeliveryService, Outcome, new_delivery, receipt_body
-from chalicelib.services.mail import build_jobs, email_content
+from chalicelib.repositories.delivery_rows import Delivery
+from chalicelib.repositories.send_leases import SendLeaseRepository, Settlement
+from chalicelib.services.delivery import DeliveryService, Outcome
+from chalicelib.services.mail import build_jobs
+from chalicelib.services.messages import email_content, new_delivery, receipt_body
 from tests.integration.mail.conftest import (
     Wire,
     mail_headers,
@@ -119,7 +121,7 @@ def test_recipients_without_an_outcome_for_hours_are_reported_failed(
     assert "dead-lettered" in results[0]["result"]["last_error"]
 
 
-class DatabaseGoneAfterSend(DeliveryRepository):
+class DatabaseGoneAfterSend(SendLeaseRepository):
     """The database stops answering right after the provider accepted the message."""
 
     def settle_many(self, settlements: list[Settlement]) -> dict[uuid.UUID, Delivery]:
@@ -138,6 +140,7 @@ def test_a_send_the_database_could_not_record_is_recorded_by_a_receipt_not_sent_
         key_id(clean_database), SendMailRequest.model_validate(seed_request()), datetime.now(UTC)
     )[0]
     flaky = DeliveryService(
+        services.deliveries,
         DatabaseGoneAfterSend(services.database),
         provider,
         services.result_queue,
@@ -163,8 +166,8 @@ def test_only_the_lease_holder_records_the_outcome(wire: Wire, clean_database: s
     services = wire(sender=FakeProvider("fake"))
     key = uuid.uuid4()
     record_without_queueing(services, key, seed_request())
-    repo = services.deliveries
-    row = repo.find(key, "msg-123", "recipient-123")
+    row = services.deliveries.find(key, "msg-123", "recipient-123")
+    repo = services.leases
     first = lease(repo, (key, "msg-123", "recipient-123"))
     assert first is not None
     with psycopg.connect(clean_database) as conn:  # the first sender's lease runs out
@@ -175,7 +178,7 @@ def test_only_the_lease_holder_records_the_outcome(wire: Wire, clean_database: s
     assert settle(repo, first, DeliveryState.QUEUED, error="late") is None
     assert settle(repo, first, DeliveryState.SENT, provider="fake", message_id="late-1") is None
     assert settle(repo, second, DeliveryState.SENT, provider="fake", message_id="ok-1")
-    assert repo.get(row.id).message_id == "ok-1"  # type: ignore[union-attr]
+    assert services.deliveries.get(row.id).message_id == "ok-1"  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("position", [0, 2])
@@ -197,7 +200,7 @@ def test_every_recipients_queue_message_is_sized_before_anything_is_recorded(
     assert queues.count(queues.processing) == 0
 
 
-class DatabaseStillDown(DeliveryRepository):
+class DatabaseStillDown(SendLeaseRepository):
     def record_sent(self, *args: object, **kwargs: object) -> Delivery | None:
         raise DatabaseUnavailableError
 
@@ -207,6 +210,7 @@ def test_a_receipt_the_database_cannot_take_yet_waits_on_the_queue_without_dead_
 ) -> None:
     services = wire(sender=FakeProvider("fake"))
     waiting = DeliveryService(
+        services.deliveries,
         DatabaseStillDown(services.database),
         FakeProvider("fake"),
         services.result_queue,

@@ -11,8 +11,8 @@ import psycopg
 from chalice.test import Client
 
 from chalicelib.models.mail import SendMailRequest
-from chalicelib.services.delivery import new_delivery
-from chalicelib.services.mail import build_jobs, email_content
+from chalicelib.services.mail import build_jobs
+from chalicelib.services.messages import email_content, new_delivery
 from tests.integration.mail.conftest import Wire, mail_headers, seed_request
 from tests.support.fake_providers import FakeProvider
 from tests.support.http import call
@@ -162,7 +162,10 @@ def test_a_send_that_died_halfway_is_queued_again_by_the_sweep(
     key = uuid.UUID(job.api_key_id or "")
     repo.save_email(key, job.email_id, email_content(job))
     row = repo.insert_new(key, [new_delivery(job)])[job.recipient_id]
-    assert lease(repo, (key, job.email_id, row.email_recipient_id), seconds=0.01) is not None
+    assert (
+        lease(services.leases, (key, job.email_id, row.email_recipient_id), seconds=0.01)
+        is not None
+    )
     time.sleep(0.05)
 
     assert services.recovery.sweep().redispatched == 1

@@ -8,7 +8,7 @@ import pytest
 from chalice.test import Client
 
 from chalicelib.bootstrap import Container
-from chalicelib.repositories.deliveries import NewDelivery
+from chalicelib.repositories.delivery_rows import NewDelivery
 from tests.integration.mail.conftest import Wire, mail_headers, seed_request, three_recipients
 from tests.support.fake_providers import FakeProvider
 from tests.support.http import ADMIN_HEADERS, call, create_key
