@@ -7,7 +7,6 @@ in step with the routes.
 from __future__ import annotations
 
 import json
-import re
 import sys
 from typing import Any, cast
 
@@ -16,6 +15,7 @@ from pydantic.json_schema import models_json_schema
 
 from chalicelib.http.routing import Auth, RouteSpec
 from chalicelib.models.common import Envelope, ErrorEnvelope
+from chalicelib.models.paths import description_of, parameter_names, path_model
 
 _REF = "#/components/schemas/{model}"
 _ERROR_DESCRIPTIONS = {
@@ -76,10 +76,7 @@ def _models(specs: list[RouteSpec]) -> list[type[BaseModel]]:
 
 def _operation(spec: RouteSpec, refs: dict[type[BaseModel], str]) -> dict[str, Any]:
     operation: dict[str, Any] = {"operationId": spec.name, "summary": spec.summary}
-    parameters = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-        for name in re.findall(r"{(\w+)}", spec.path)
-    ]
+    parameters = _path_parameters(spec.path)
     if spec.query_model is not None:
         parameters += _query_parameters(spec.query_model)
     if spec.auth is Auth.API_KEY:
@@ -127,26 +124,58 @@ def error_statuses(spec: RouteSpec) -> set[int]:
         statuses.add(401)
     if spec.auth is Auth.API_KEY:
         statuses.add(429)
-    if spec.request_model is not None or spec.query_model is not None:
+    if spec.request_model is not None or spec.query_model is not None or parameter_names(spec.path):
         statuses.add(422)
     if spec.request_model is not None:
         statuses |= {413, 415}
     return statuses
 
 
-def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
-    """One optional query parameter per field of ``model``, its schema inlined."""
-    schema = model.model_json_schema()
-    definitions = schema.get("$defs", {})
+def _path_parameters(path: str) -> list[dict[str, Any]]:
+    """The route's path parameters with the schema the router validates them against (the
+    decoded value: the URL carries it percent-encoded)."""
+    schema = path_model(path).model_json_schema()
     return [
         {
             "name": name,
-            "in": "query",
-            "required": name in schema.get("required", []),
-            "schema": _inline(prop, definitions),
+            "in": "path",
+            "required": True,
+            "description": description_of(name),
+            "schema": _without_title(schema["properties"][name]),
         }
-        for name, prop in schema.get("properties", {}).items()
+        for name in parameter_names(path)
     ]
+
+
+def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
+    """One query parameter per field of ``model``, its schema inlined.
+
+    An optional field's ``None`` means "absent": a query string has no null, so the
+    parameter's schema is the value's alone (``anyOf: [..., {type: null}]`` would let a
+    client think ``?cursor=null`` or an empty value is fine)."""
+    schema = model.model_json_schema()
+    definitions = schema.get("$defs", {})
+    parameters = []
+    for name, prop in schema.get("properties", {}).items():
+        value = _inline(prop, definitions)
+        branches = value.get("anyOf", [])
+        if {"type": "null"} in branches:
+            (value_schema,) = [b for b in branches if b != {"type": "null"}]
+            extras = {k: v for k, v in value.items() if k not in {"anyOf", "default"}}
+            value = {**value_schema, **extras}
+        parameters.append(
+            {
+                "name": name,
+                "in": "query",
+                "required": name in schema.get("required", []),
+                "schema": _without_title(value),
+            }
+        )
+    return parameters
+
+
+def _without_title(schema: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in schema.items() if k != "title"}
 
 
 def _inline(node: Any, definitions: dict[str, Any]) -> Any:

@@ -4,7 +4,10 @@ Every view registered through :class:`Router` gets
 
 - the body-size limit (413) and authentication (API key + Origin, or admin bearer token),
 - one ``try/except`` that turns *any* exception into the SPEC envelope (``error_response``),
-- a 405 answer for every other method on its path, and a CORS preflight (OPTIONS) answer.
+- a 405 answer for every other method on its path, and a CORS preflight (OPTIONS) answer,
+- its path parameters percent-decoded, once, here and nowhere else: API Gateway's REST API
+  and Chalice's local server hand them over as they were in the URL (``a%2Bb%40x.org``), and
+  the view gets ``a+b@x.org``, validated by ``chalicelib/models/paths.py`` (a 422 otherwise).
 
 ``finish()`` adds a greedy catch-all route so unknown paths get a 404 envelope from us
 instead of API Gateway's "Missing Authentication Token". The recorded :class:`RouteSpec`
@@ -18,19 +21,28 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 from chalice.app import Chalice, Response
 from pydantic import BaseModel
 
 from chalicelib.bootstrap import Container
-from chalicelib.errors import MethodNotAllowedError, NotFoundError, PayloadTooLargeError
+from chalicelib.errors import (
+    MethodNotAllowedError,
+    NotFoundError,
+    PayloadTooLargeError,
+    RequestValidationError,
+)
 from chalicelib.http.context import CALLER_KEY_ID, VERIFIED_ORIGIN, RequestContext
 from chalicelib.http.context import current_request_id as _request_id
 from chalicelib.http.cors import preflight_response
 from chalicelib.http.responses import error_response
+from chalicelib.models.paths import path_model
 
 View = Callable[..., Response]
 ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
+# A "%" that does not start an escape: the URL was not percent-encoded.
+_MALFORMED_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
 class Auth(enum.Enum):
@@ -146,7 +158,7 @@ class Router:
                 VERIFIED_ORIGIN.set(caller.origin)
                 self._services().rate_limiter.check(caller.key_id)
             ctx = RequestContext(request=request, request_id=_request_id(), caller=caller)
-            return view(ctx, **params)
+            return view(ctx, **decode_path_parameters(spec.path, params))
 
         endpoint.__name__ = spec.name
         return self._guarded(endpoint)
@@ -183,6 +195,34 @@ class Router:
         request = self.app.current_request
         path = request.context.get("path", "") if request is not None else ""
         raise NotFoundError(f"No route for {path or 'this path'}")
+
+
+def decode_path_parameters(path: str, raw: dict[str, str]) -> dict[str, str]:
+    """The parameters of a request on route ``path``, percent-decoded (UTF-8) and validated.
+
+    Decoded exactly once: ``a%2525`` is ``a%25``. ``+`` is a plus sign in a path, not a space.
+    A malformed escape, bytes that are not UTF-8, or a value its schema refuses is a 422.
+    """
+    decoded: dict[str, str] = {}
+    errors: list[dict[str, object]] = []
+    for name, value in raw.items():
+        try:
+            if _MALFORMED_ESCAPE.search(value):
+                raise ValueError(value)
+            decoded[name] = unquote(value, errors="strict")
+        except ValueError:  # UnicodeDecodeError included
+            errors.append(
+                {
+                    "type": "path_encoding",
+                    "loc": [name],
+                    "msg": "not percent-encoded UTF-8",
+                    "input": value if len(value) <= 200 else None,
+                }
+            )
+    if errors:
+        raise RequestValidationError(errors)
+    validated: dict[str, str] = path_model(path).model_validate(decoded).model_dump()
+    return validated
 
 
 def _slug(path: str) -> str:

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, StringConstraints
 
-from chalicelib.models.common import NOT_BLANK, NoNulModel, RequestModel, UtcDatetime
+from chalicelib.models.common import NoNulModel, RequestModel, UtcDatetime
 from chalicelib.models.mail import DeliveryState, DeliveryStatus, EmailAddress
 
 MAX_PAGE = 1000
@@ -125,9 +125,13 @@ SuppressionReason = Literal["bounce", "complaint", "manual"]
 
 
 class SuppressionQuery(PageQuery):
+    # Taken as given (the lookup trims and lower-cases it), so the bounds are the schema's.
     address: (
         Annotated[
-            str, Field(min_length=1, max_length=320, json_schema_extra={"pattern": NOT_BLANK})
+            str,
+            StringConstraints(
+                strip_whitespace=False, min_length=1, max_length=320, pattern=r"^[^\x00]+$"
+            ),
         ]
         | None
     ) = Field(default=None, description="Look up one address (case-insensitive)")

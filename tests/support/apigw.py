@@ -1,0 +1,123 @@
+"""Requests as API Gateway's REST API hands them to Lambda (proxy integration, payload 1.0),
+and raw HTTP to Chalice's local server with the path exactly as written.
+
+API Gateway's REST API does not decode path parameters: ``GET /v1/suppressions/a%2Bb%40x.org``
+arrives with ``pathParameters: {"address": "a%2Bb%40x.org"}`` and ``path`` as requested; the
+query string is decoded. :func:`rest_api_event` builds that event, and :func:`invoke` runs the
+app on it the way the Lambda runtime does (``app(event, context)``).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+STAGE = "v1"
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    headers: dict[str, str]
+    json: Any
+
+
+def rest_api_event(
+    method: str,
+    resource: str,
+    path: str,
+    *,
+    headers: dict[str, str] | None = None,
+    query: dict[str, str] | None = None,
+    body: Any = None,
+) -> dict[str, Any]:
+    """The event of ``method path`` (``path`` percent-encoded, as sent) on route ``resource``."""
+    names = re.findall(r"{(\w+)\+?}", resource)
+    pieces = re.split(r"{\w+\+?}", resource)
+    pattern = "^" + "([^/]+)".join(re.escape(piece) for piece in pieces) + "$"
+    match = re.match(pattern, path)
+    assert match is not None, (resource, path)
+    raw_headers = {"Host": "abc123.execute-api.eu-central-1.amazonaws.com", **(headers or {})}
+    return {
+        "resource": resource,
+        "path": path,
+        "httpMethod": method,
+        "headers": raw_headers,
+        "multiValueHeaders": {k: [v] for k, v in raw_headers.items()},
+        "queryStringParameters": query or None,
+        "multiValueQueryStringParameters": {k: [v] for k, v in query.items()} if query else None,
+        "pathParameters": dict(zip(names, match.groups(), strict=True)) or None,
+        "stageVariables": None,
+        "requestContext": {
+            "resourceId": "abc123",
+            "resourcePath": resource,
+            "httpMethod": method,
+            "extendedRequestId": uuid.uuid4().hex,
+            "requestTime": "01/Dec/2025:14:00:00 +0000",
+            "path": f"/{STAGE}{path}",
+            "accountId": "123456789012",
+            "protocol": "HTTP/1.1",
+            "stage": STAGE,
+            "domainPrefix": "abc123",
+            "requestTimeEpoch": 1764597600000,
+            "requestId": str(uuid.uuid4()),
+            "identity": {"sourceIp": "203.0.113.7", "userAgent": "tests"},
+            "domainName": "abc123.execute-api.eu-central-1.amazonaws.com",
+            "apiId": "abc123",
+        },
+        "body": json.dumps(body) if body is not None else None,
+        "isBase64Encoded": False,
+    }
+
+
+class LambdaContext:
+    function_name = "mmms-production-APIHandler"
+    memory_limit_in_mb = 1024
+    aws_request_id = "tests"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+def invoke(app: Any, event: dict[str, Any]) -> Answer:
+    """Run ``app`` on ``event`` as the Lambda runtime does; the proxy response, parsed."""
+    response = app(event, LambdaContext())
+    body = response.get("body")
+    return Answer(
+        status=response["statusCode"],
+        headers={k.lower(): v for k, v in response.get("headers", {}).items()},
+        json=json.loads(body) if body else None,
+    )
+
+
+def raw_request(
+    base_url: str,
+    method: str,
+    path: str,
+    *,
+    headers: dict[str, str] | None = None,
+    body: Any = None,
+) -> Answer:
+    """``method path`` to the local server with ``path`` sent byte for byte (HTTP clients
+    rewrite malformed escapes such as ``%ZZ``; this one does not)."""
+    host, port = base_url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        payload = json.dumps(body).encode() if body is not None else None
+        all_headers = {**(headers or {})}
+        if payload is not None:
+            all_headers["Content-Type"] = "application/json"
+        connection.request(method, path, body=payload, headers=all_headers)
+        response = connection.getresponse()
+        text = response.read().decode("utf-8")
+        return Answer(
+            status=response.status,
+            headers={k.lower(): v for k, v in response.getheaders()},
+            json=json.loads(text) if text else None,
+        )
+    finally:
+        connection.close()
