@@ -10,7 +10,7 @@ from chalicelib.errors import (
     ProviderUnavailableError,
 )
 from chalicelib.providers.base import MailProvider
-from chalicelib.providers.chain import ProviderChain
+from chalicelib.providers.chain import CircuitBreaker, ProviderChain
 from tests.support.fake_providers import FakeProvider, make_message
 
 
@@ -73,42 +73,103 @@ def test_every_provider_unavailable_raises_with_each_reason() -> None:
     assert len(raised.value.response["failures"]) == 2
 
 
-def test_the_circuit_opens_after_the_threshold_and_closes_after_the_cooldown() -> None:
-    clock = FakeClock()
-    primary = FakeProvider("primary").fail_unavailable()
-    secondary = FakeProvider("secondary")
-    chain = ProviderChain(
-        [primary, secondary], failure_threshold=3, cooldown_seconds=30, clock=clock
+def breaker_chain(
+    primary: FakeProvider, clock: FakeClock, *, threshold: int = 3, cooldown: float = 30
+) -> ProviderChain:
+    return ProviderChain(
+        [primary, FakeProvider("secondary")],
+        failure_threshold=threshold,
+        cooldown_seconds=cooldown,
+        clock=clock,
     )
 
-    for _ in range(3):
-        assert chain.send(make_message()).provider == "secondary"
-    assert primary.attempts == 3
 
-    clock.advance(29)
-    assert chain.send(make_message()).provider == "secondary"
+def senders(chain: ProviderChain, sends: int) -> list[str]:
+    return [chain.send(make_message()).provider for _ in range(sends)]
+
+
+def test_the_circuit_opens_after_the_threshold_and_stays_open_for_the_cooldown() -> None:
+    clock = FakeClock()
+    primary = FakeProvider("primary").fail_unavailable()
+    chain = breaker_chain(primary, clock)
+
+    assert senders(chain, 3) == ["secondary"] * 3
+    assert primary.attempts == 3
+    clock.advance(29.9)
+    assert senders(chain, 2) == ["secondary"] * 2
     assert primary.attempts == 3  # open: not even tried
 
-    primary.recover()
-    clock.advance(2)
-    assert chain.send(make_message()).provider == "primary"  # the half-open trial succeeds
-    assert chain.send(make_message()).provider == "primary"  # and the circuit is closed
-    assert primary.attempts == 5
 
-
-def test_a_failed_trial_opens_the_circuit_for_another_cooldown() -> None:
+def test_after_the_cooldown_one_trial_goes_through_and_a_success_closes_the_circuit() -> None:
     clock = FakeClock()
     primary = FakeProvider("primary").fail_unavailable()
-    chain = ProviderChain(
-        [primary, FakeProvider("secondary")], failure_threshold=1, cooldown_seconds=10, clock=clock
-    )
-    chain.send(make_message())
+    chain = breaker_chain(primary, clock)
+    senders(chain, 3)
+
+    primary.recover()
+    clock.advance(30)
+
+    assert senders(chain, 3) == ["primary"] * 3  # the trial, then closed
+    assert primary.attempts == 6
+
+
+def test_a_failed_trial_opens_the_circuit_for_a_whole_cooldown_from_the_trial() -> None:
+    clock = FakeClock()
+    primary = FakeProvider("primary").fail_unavailable()
+    chain = breaker_chain(primary, clock)
+    senders(chain, 3)
+    clock.advance(30)
+
+    assert senders(chain, 1) == ["secondary"]  # the trial failed: one failure re-opens it
+    assert primary.attempts == 4
+    clock.advance(29.9)
+    assert senders(chain, 1) == ["secondary"]
+    assert primary.attempts == 4  # skipped: the new cool-down counts from the trial
+    primary.recover()
+    clock.advance(0.1)
+    assert senders(chain, 2) == ["primary", "primary"]  # the next trial, then closed
+
+
+def test_a_closed_circuit_needs_the_whole_threshold_again() -> None:
+    clock = FakeClock()
+    primary = FakeProvider("primary").fail_unavailable()
+    chain = breaker_chain(primary, clock)
+    senders(chain, 3)
+    primary.recover()
+    clock.advance(30)
+    senders(chain, 1)  # the trial closes the circuit
+
+    primary.fail_unavailable(times=2)
+    assert senders(chain, 3) == ["secondary", "secondary", "primary"]
+    assert primary.attempts == 7  # two failures in a row are below the threshold: still tried
+
+
+def test_a_success_resets_the_count_of_failures_in_a_row() -> None:
+    clock = FakeClock()
+    primary = FakeProvider("primary").fail_unavailable(times=2)
+    chain = breaker_chain(primary, clock)
+
+    assert senders(chain, 3) == ["secondary", "secondary", "primary"]
+    primary.fail_unavailable(times=2)
+    assert senders(chain, 3) == ["secondary", "secondary", "primary"]  # 2 + 2, never 3 in a row
+    assert primary.attempts == 6
+
+
+def test_a_half_open_circuit_lets_exactly_one_trial_through() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(failure_threshold=1, cooldown_seconds=10, clock=clock)
+    breaker.record_failure()
     clock.advance(10)
 
-    chain.send(make_message())
-    chain.send(make_message())
+    assert breaker.allow() is True  # the trial
+    assert breaker.allow() is False  # while it runs, nobody else
+    clock.advance(10)
+    assert breaker.allow() is True  # a trial that never reported: another after a cool-down
 
-    assert primary.attempts == 2
+
+def test_a_breaker_needs_a_threshold_of_at_least_one() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        CircuitBreaker(failure_threshold=0, cooldown_seconds=1, clock=FakeClock())
 
 
 def test_a_single_open_circuit_is_reported_as_unavailable() -> None:
