@@ -11,6 +11,7 @@ import pytest
 
 from chalicelib.errors import MessageRejectedError, ProviderUnavailableError
 from chalicelib.providers.base import Address
+from chalicelib.providers.factory import build_provider_chain, load_provider_settings
 from chalicelib.providers.smtp import SmtpProvider
 from tests.support.fake_providers import PDF_BYTES, make_message, with_attachment
 from tests.support.smtp_server import PASSWORD, USERNAME, SmtpTestServer, unused_port
@@ -208,3 +209,31 @@ def test_a_send_dropped_after_the_message_was_accepted_is_not_sent_again() -> No
         listener.close()
 
     assert accepted == [1, 1]  # the second message reached the server once, not twice
+
+
+@pytest.mark.parametrize("security", ["ssl", "starttls"])
+def test_the_factory_hands_the_configured_smtp_settings_to_the_provider(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, security: str
+) -> None:
+    """Port, security, username and password from the environment: the server takes the mail
+    only over TLS on its own port and after AUTH with exactly these credentials."""
+    server: SmtpTestServer = request.getfixturevalue(f"smtp_{security}")
+    for name, value in {
+        "MAIL_PROVIDERS": "smtp",
+        "SMTP_HOST": server.host,
+        "SMTP_PORT": str(server.port),
+        "SMTP_SECURITY": security,
+        "SMTP_USERNAME": USERNAME,
+        "SMTP_PASSWORD": PASSWORD,
+        "SMTP_TIMEOUT": "5",
+        "SSL_CERT_FILE": str(server.tls.ca_file),  # the default context trusts the test CA
+    }.items():
+        monkeypatch.setenv(name, value)
+    chain = build_provider_chain(load_provider_settings(), ses_client_factory=object)
+    try:
+        result = chain.send(make_message(subject="configured"))
+    finally:
+        chain.close()
+
+    assert result.provider == "smtp"
+    assert [m.message()["Subject"] for m in server.received] == ["configured"]
