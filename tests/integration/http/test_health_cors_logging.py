@@ -10,9 +10,12 @@ from collections.abc import Iterator
 import pytest
 from chalice.test import Client
 
+from chalicelib.bootstrap import build_container, use_container
 from chalicelib.logs import JsonFormatter
-from tests.conftest import UI_ORIGIN
+from mmms_local import gateway
+from tests.conftest import UI_ORIGIN, make_settings
 from tests.support.http import ADMIN_HEADERS, call, create_key
+from tests.support.smtp_server import unused_port
 
 
 def test_health_is_the_seeds_ok(client: Client) -> None:
@@ -93,12 +96,32 @@ def test_one_json_access_line_per_request_without_secrets(
     assert ADMIN_HEADERS["Authorization"].split()[1] not in text
 
 
-def test_liveness_needs_no_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
-    from chalicelib.bootstrap import use_container
-    from mmms_local import gateway
+def test_readiness_with_the_database_down_is_503_service_unavailable() -> None:
+    database_down = f"postgresql://postgres@127.0.0.1:{unused_port()}/postgres"
+    down = build_container(make_settings(database_down, db_connect_timeout_seconds=0.5))
+    use_container(down)
+    gateway.install()
+    import app
 
+    try:
+        with Client(app.app) as client:
+            ready = call(client, "GET", "/v1/health/ready")
+            live = call(client, "GET", "/v1/health")
+    finally:
+        use_container(None)
+        down.close()
+
+    assert ready.status == 503
+    assert ready.json["error_type"] == "service_unavailable"
+    assert ready.json["message"] == "The database is unreachable; try again shortly"
+    assert live.status == 200
+
+
+def test_liveness_needs_no_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("DATABASE_URL", "SECRET_NAME", "ADMIN_TOKEN", "MAIL_QUEUE_URL"):
         monkeypatch.delenv(name, raising=False)
+    # Secrets Manager where nothing listens: unreachable whatever credentials the machine has.
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{unused_port()}")
     use_container(None)
     gateway.install()
     import app
@@ -110,5 +133,6 @@ def test_liveness_needs_no_configuration(monkeypatch: pytest.MonkeyPatch) -> Non
     # Chalice's test client applies the dev stage's environment (SECRET_NAME, unreachable
     # here): readiness reports that, liveness does not depend on it.
     assert live.status == 200
-    assert ready.status >= 500
-    assert ready.json["error_type"] in {"internal_error", "service_unavailable"}
+    assert ready.status == 503
+    assert ready.json["error_type"] == "service_unavailable"
+    assert ready.json["message"] == "Secrets Manager is unreachable"
