@@ -3,10 +3,14 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+JS     := clients/js
+JS_STAMP := $(JS)/node_modules/.installed
+# The browser tests' Chromium: CHROMIUM=/path, else Debian's (`apt-get install -y chromium`).
+CHROMIUM ?= $(firstword $(wildcard /usr/bin/chromium /usr/bin/chromium-browser))
 
-.PHONY: run test lint openapi bench bench-render package clean
+.PHONY: run test test-js lint openapi bench bench-render package clean
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip<26.3"  # chalice 1.34 needs pip<26.3
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
@@ -20,11 +24,26 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint
-	$(BIN)/pytest -n 2 -q
+# The JavaScript client's packages, exactly as package-lock.json pins them (npm registry only).
+$(JS_STAMP): $(JS)/package-lock.json
+	cd $(JS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(JS_STAMP)
 
-openapi: $(STAMP)
+# clients/js: types drift check, tsc, node --test unit tests, bundle size budget.
+test-js: $(JS_STAMP)
+	cd $(JS) && npm test --silent
+
+test: lint test-js
+	CHROMIUM=$(CHROMIUM) $(BIN)/pytest -n 2 -q
+	@if [ -z "$(CHROMIUM)" ]; then \
+	  echo "NOTE: the browser tests did NOT run: no Chromium found (apt-get install -y chromium, or make test CHROMIUM=/path/to/chromium)"; \
+	else echo "Browser tests ran with $(CHROMIUM)"; fi
+
+# The contract, then what is generated from it: the clients' types (checked by make test).
+openapi: $(STAMP) $(JS_STAMP)
 	$(BIN)/python -m chalicelib.openapi docs/openapi.json
+	cd $(JS) && node scripts/types.mjs
+	$(BIN)/python clients/python/scripts/models.py
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.bench_pipeline
@@ -37,4 +56,4 @@ package: $(STAMP)
 	CHALICE=$(BIN)/chalice PYTHON=$(BIN)/python infra/package.sh
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache $(JS)/node_modules

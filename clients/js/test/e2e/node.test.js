@@ -1,0 +1,91 @@
+// The library in Node against the app started as `make run` starts it (tests/e2e/test_clients.py
+// starts it and runs this file with MMMS_URL, MMMS_ADMIN_TOKEN and MMMS_CLIENT_MODULE: the
+// package as `npm install` put it in a project of its own).
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { before, test } from 'node:test';
+
+const { MmmsClient, MmmsError } = await import(process.env.MMMS_CLIENT_MODULE ?? '../../index.js');
+const baseUrl = process.env.MMMS_URL;
+const admin = new MmmsClient({ baseUrl, adminToken: process.env.MMMS_ADMIN_TOKEN });
+const origin = 'http://localhost:4321';
+const unique = (name) => `${name}-${randomUUID().slice(0, 8)}`;
+let key;
+let mmms;
+
+const mail = (emailId, recipients) => ({
+  email_id: emailId,
+  recipients,
+  sender_email: 'hello@example.com',
+  sender_name: 'Hello Team',
+  subject: 'Hi {{ name }}',
+  html_template: '<p>Hello {{ name }}</p>',
+});
+
+before(async () => {
+  key = await admin.createKey({ name: unique('node'), origin_names: ['localhost:4321'] });
+  mmms = new MmmsClient({ baseUrl, apiKey: key.api_key, origin });
+});
+
+test('one recipient is sent, and sending it again sends nothing more', async () => {
+  const emailId = unique('welcome');
+  const body = mail(emailId, [{ name: 'Ann', mail: 'ann@example.org', emailRecipientId: 'a' }]);
+  const sent = await mmms.sendMail(body);
+  const again = await mmms.sendMail(body);
+  assert.equal(sent.status.status, 'sent');
+  assert.equal(sent.status.provider, 'capture');
+  assert.equal(again.message_id, sent.message_id);
+  const history = await mmms.getRecipient(emailId, 'a');
+  assert.equal(history.recipient, 'ann@example.org');
+  assert.ok(history.events.length >= 1);
+});
+
+test('a bulk email is paged through by the async iterator', async () => {
+  const emailId = unique('news');
+  const recipients = ['b', 'c', 'd'].map((id) => ({ name: id, mail: `${id}@example.org`, emailRecipientId: id }));
+  const accepted = await mmms.sendMail(mail(emailId, recipients));
+  assert.equal(accepted.count, 3);
+  const seen = [];
+  for await (const recipient of mmms.recipients(emailId, { limit: 1 })) seen.push(recipient.email_recipient_id);
+  assert.deepEqual(seen.sort(), ['b', 'c', 'd']);
+  const page = await mmms.getEmail(emailId, { limit: 2 });
+  assert.equal(page.recipients.length, 2);
+  assert.equal(typeof page.next_cursor, 'string');
+});
+
+test('refusals are MmmsErrors carrying the envelope and the request id', async () => {
+  const stranger = new MmmsClient({ baseUrl, apiKey: 'ak_not_a_key_at_all_0123456789abcdef', origin });
+  const unauthorized = await stranger.getEmail('x').catch((error) => error);
+  assert.ok(unauthorized instanceof MmmsError);
+  assert.equal(unauthorized.status, 401);
+  assert.equal(unauthorized.errorType, 'unauthorized');
+  assert.match(unauthorized.message, /^Unauthorized - /);
+  assert.match(unauthorized.requestId, /\S/);
+
+  const invalid = await mmms.sendMail({ ...mail(unique('bad'), [{ mail: 'not an address' }]) }).catch((e) => e);
+  assert.equal(invalid.status, 422);
+  assert.equal(invalid.errorType, 'validation_error');
+  assert.ok(Array.isArray(invalid.details) && invalid.details.length > 0);
+
+  await assert.rejects(mmms.getEmail(unique('nobody')), { status: 404, errorType: 'not_found' });
+});
+
+test('suppressions round-trip, an address with + and @ in the path included', async () => {
+  const address = `${unique('x')}+tag@example.org`;
+  const added = await admin.addSuppressions([address]);
+  assert.deepEqual(added.added.map((entry) => entry.address), [address]);
+  const listed = [];
+  for await (const entry of admin.suppressions({ limit: 1 })) listed.push(entry.address);
+  assert.ok(listed.includes(address));
+  const removed = await admin.removeSuppression(address);
+  assert.equal(removed.address, address);
+  assert.deepEqual((await admin.listSuppressions({ address })).suppressions, []);
+});
+
+test('a deleted key is refused from then on', async () => {
+  const doomed = await admin.createKey({ name: unique('doomed'), origin_names: ['localhost:4321'] });
+  await admin.addOrigins(doomed.key_id, ['app.example.com']);
+  await admin.deleteKey(doomed.key_id);
+  const client = new MmmsClient({ baseUrl, apiKey: doomed.api_key, origin });
+  await assert.rejects(client.sendMail(mail(unique('late'), [{ mail: 'late@example.org' }])), { status: 401 });
+});

@@ -1,0 +1,162 @@
+"""``MmmsClient``: the API over httpx, one blocking call per method, each returning ``data``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+
+from mmms_client import models as m
+from mmms_client import routes
+from mmms_client._core import Call, Settings, data_of, network_error
+
+T = TypeVar("T")
+
+
+class MmmsClient:
+    """``MmmsClient(base_url, api_key, origin=..., admin_token=...)``; close it, or use ``with``.
+
+    ``origin`` is sent as the ``Origin`` header (a browser key's requests need one);
+    ``captcha_token`` as ``X-Captcha-Token``. Retries: see ``mmms_client._core``.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        *,
+        origin: str | None = None,
+        admin_token: str | None = None,
+        captcha_token: str | None = None,
+        retries: int = 3,
+        retry_delay: float = 0.5,
+        max_retry_delay: float = 30.0,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.settings = Settings(
+            base_url.rstrip("/"),
+            api_key,
+            origin,
+            admin_token,
+            captcha_token,
+            retries,
+            retry_delay,
+            max_retry_delay,
+            timeout,
+        )
+        self._http = httpx.Client(
+            base_url=self.settings.base_url, timeout=timeout, transport=transport
+        )
+
+    def __enter__(self) -> MmmsClient:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def call(self, call: Call[T]) -> T:
+        """Perform one call, retrying it when the rule allows; return the answer's ``data``."""
+        attempt = 0
+        while True:
+            try:
+                response = self._http.request(
+                    call.method,
+                    call.path,
+                    params=call.query(),
+                    json=call.body,
+                    headers=self.settings.headers(call),
+                )
+            except httpx.TransportError as error:
+                wait = self.settings.wait_before_retry(call, attempt, None)
+                if wait is None:
+                    raise network_error(call, self.settings.base_url + call.path, error) from error
+            else:
+                wait = self.settings.wait_before_retry(call, attempt, response)
+                if wait is None:
+                    return data_of(response, call)
+            time.sleep(wait)
+            attempt += 1
+
+    def _pages(self, page: Callable[[str | None], Call[Any]], items: str) -> Iterator[Any]:
+        cursor: str | None = None
+        while True:
+            data = self.call(page(cursor))
+            yield from data[items]
+            cursor = data["next_cursor"]
+            if not cursor:
+                return
+
+    def health(self) -> str:
+        return self.call(routes.health())
+
+    def ready(self) -> str:
+        return self.call(routes.ready())
+
+    def openapi(self) -> dict[str, Any]:
+        return self.call(routes.openapi())
+
+    def send_mail(self, body: m.SendMailRequest) -> routes.SendResult:
+        return self.call(routes.send_mail(body))
+
+    def get_email(
+        self,
+        email_id: str,
+        *,
+        status: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> m.EmailStatusData:
+        return self.call(routes.get_email(email_id, status=status, limit=limit, cursor=cursor))
+
+    def recipients(
+        self, email_id: str, *, status: str | None = None, limit: int | None = None
+    ) -> Iterator[m.RecipientStatus]:
+        """Every recipient of the email, page after page."""
+        return self._pages(
+            lambda cursor: routes.get_email(email_id, status=status, limit=limit, cursor=cursor),
+            "recipients",
+        )
+
+    def get_recipient(self, email_id: str, email_recipient_id: str) -> m.RecipientStatusData:
+        return self.call(routes.get_recipient(email_id, email_recipient_id))
+
+    def create_key(self, body: m.CreateApiKeyRequest) -> m.ApiKeyCreated:
+        return self.call(routes.create_key(body))
+
+    def delete_key(self, api_key: str) -> m.ApiKeyDeleted:
+        return self.call(routes.delete_key(api_key))
+
+    def add_origins(self, api_key: str, origin_names: list[str]) -> m.OriginsAdded:
+        return self.call(routes.add_origins(api_key, origin_names))
+
+    def list_suppressions(
+        self, *, address: str | None = None, limit: int | None = None, cursor: str | None = None
+    ) -> m.SuppressionList:
+        return self.call(routes.list_suppressions(address=address, limit=limit, cursor=cursor))
+
+    def suppressions(
+        self, *, address: str | None = None, limit: int | None = None
+    ) -> Iterator[m.SuppressionOut]:
+        """The whole suppression list (or one address), page after page."""
+        return self._pages(
+            lambda cursor: routes.list_suppressions(address=address, limit=limit, cursor=cursor),
+            "suppressions",
+        )
+
+    def add_suppressions(self, addresses: list[str]) -> m.SuppressionsAdded:
+        return self.call(routes.add_suppressions(addresses))
+
+    def remove_suppression(self, address: str) -> m.SuppressionDeleted:
+        return self.call(routes.remove_suppression(address))

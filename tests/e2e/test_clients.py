@@ -1,0 +1,254 @@
+"""The client libraries and the ``mmms`` command against the app started as ``make run`` does.
+
+One stack per test module (its own PostgreSQL schema, local queues, the capture provider):
+the Python library in-process, the ``mmms`` command as a subprocess, and the JavaScript
+library in Node and in Debian's Chromium (``node --test`` files under ``clients/js/test``),
+from the package as ``npm install`` puts it in a project of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mmms_client import AsyncMmmsClient, MmmsClient, MmmsError
+from mmms_client.models import SendMailRequest
+
+from tests.e2e.test_local_stack import ORIGIN, Stack, local_stack
+from tests.support.database import isolated_schema
+
+pytestmark = pytest.mark.e2e
+REPO = Path(__file__).resolve().parents[2]
+JS = REPO / "clients" / "js"
+MMMS = Path(sys.executable).parent / "mmms"
+
+
+def chromium() -> str | None:
+    """The Chromium the browser tests use: $CHROMIUM, else Debian's, else none."""
+    found = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+    return found if Path(found).is_file() else None
+
+
+@pytest.fixture(scope="module")
+def stack(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    home = tmp_path_factory.mktemp("clients")
+    with isolated_schema(postgres_url) as database, local_stack(home, DATABASE_URL=database) as up:
+        yield up
+
+
+def admin_token(stack: Stack) -> str:
+    return (stack.home / "admin_token").read_text().strip()
+
+
+def unique(name: str) -> str:
+    return f"{name}-{uuid.uuid4().hex[:8]}"
+
+
+def mail(email_id: str, *addresses: str) -> SendMailRequest:
+    return {
+        "email_id": email_id,
+        "recipients": [{"mail": a, "emailRecipientId": a.split("@")[0]} for a in addresses],
+        "sender_email": "hello@example.com",
+        "subject": "Hi {{ name }}",
+        "html_template": "<p>Hello {{ name }}</p>",
+    }
+
+
+def test_python_client_sends_pages_and_raises_the_envelope(stack: Stack) -> None:
+    with MmmsClient(stack.base, admin_token=admin_token(stack)) as admin:
+        key = admin.create_key({"name": unique("python"), "origin_names": ["localhost:4321"]})
+        with MmmsClient(stack.base, key["api_key"], origin=ORIGIN) as mmms:
+            single = mmms.send_mail(mail(unique("one"), "ann@example.org"))
+            news = unique("news")
+            bulk = mmms.send_mail(mail(news, "bo@example.org", "cy@example.org", "di@example.org"))
+            paged = [r["email_recipient_id"] for r in mmms.recipients(news, limit=1)]
+            history = mmms.get_recipient(news, "bo")
+            with pytest.raises(MmmsError) as invalid:
+                mmms.send_mail(mail(unique("bad"), "not an address"))
+            with pytest.raises(MmmsError) as unknown:
+                mmms.get_email(unique("nobody"))
+        address = f"{unique('x')}+tag@example.org"
+        added = admin.add_suppressions([address])
+        listed = [entry["address"] for entry in admin.suppressions(limit=1)]
+        removed = admin.remove_suppression(address)
+        admin.delete_key(key["key_id"])
+    gone = MmmsClient(stack.base, key["api_key"], origin=ORIGIN)
+    with gone, pytest.raises(MmmsError) as refused:
+        gone.get_email(news)
+
+    assert "message_id" in single
+    assert single["status"]["status"] == "sent"
+    assert "recipients" in bulk
+    assert bulk["count"] == 3
+    assert sorted(paged) == ["bo", "cy", "di"]
+    assert history["recipient"] == "bo@example.org"
+    assert (invalid.value.status, invalid.value.error_type) == (422, "validation_error")
+    assert invalid.value.request_id
+    assert (unknown.value.status, unknown.value.error_type) == (404, "not_found")
+    assert [entry["address"] for entry in added["added"]] == [address]
+    assert address in listed
+    assert removed["address"] == address
+    assert (refused.value.status, refused.value.error_type) == (401, "unauthorized")
+    assert refused.value.message.startswith("Unauthorized - ")
+
+
+def test_async_python_client_against_the_app(stack: Stack) -> None:
+    async def scenario() -> tuple[Any, list[str]]:
+        async with AsyncMmmsClient(stack.base, admin_token=admin_token(stack)) as admin:
+            key = await admin.create_key({"name": unique("async"), "origin_names": []})
+            await admin.add_origins(key["key_id"], ["localhost:4321"])
+        async with AsyncMmmsClient(stack.base, key["api_key"], origin=ORIGIN) as mmms:
+            email_id = unique("async")
+            sent = await mmms.send_mail(mail(email_id, "a@example.org", "b@example.org"))
+            seen = [r["email_recipient_id"] async for r in mmms.recipients(email_id, limit=1)]
+        return sent, seen
+
+    sent, seen = asyncio.run(scenario())
+    assert sent.get("count") == 2
+    assert sorted(seen) == ["a", "b"]
+
+
+def mmms(stack: Stack, *arguments: str, **environment: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MMMS_")}
+    env |= {"MMMS_URL": stack.base, "MMMS_ADMIN_TOKEN": admin_token(stack), **environment}
+    return subprocess.run(
+        [str(MMMS), *arguments], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def json_of(run: subprocess.CompletedProcess[str]) -> Any:
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout)
+
+
+def test_mmms_command_end_to_end(stack: Stack) -> None:
+    key = json_of(
+        mmms(stack, "keys", "create", unique("cli"), "--origin", "localhost:4321", "--json")
+    )
+    as_key = {"MMMS_API_KEY": key["api_key"], "MMMS_ORIGIN": ORIGIN}
+    news = unique("cli")
+    sent = mmms(
+        stack,
+        "send",
+        "--from",
+        "Hello Team <hello@example.com>",
+        "--to",
+        "Ann <ann@example.org>",
+        "--to",
+        "bo@example.org",
+        "--subject",
+        "Hi {{ name }}",
+        "--html",
+        "<p>Hello {{ name }} from {{ sender_name }}</p>",
+        "--email-id",
+        news,
+        **as_key,
+    )
+    watched = json_of(mmms(stack, "--json", "status", news, "--watch", **as_key))
+    table = mmms(stack, "status", news, **as_key)
+    address = f"{unique('y')}+tag@example.org"
+    suppressed = mmms(stack, "suppressions", "add", address)
+    listed = json_of(mmms(stack, "suppressions", "list", "--address", address, "--json"))
+    removed = mmms(stack, "suppressions", "remove", address)
+    invalid = mmms(
+        stack,
+        "send",
+        "--from",
+        "hello@example.com",
+        "--to",
+        "x@example.org",
+        "--subject",
+        "Hi {{ nobody }}",
+        "--html",
+        "<p>x</p>",
+        **as_key,
+    )
+    deleted = mmms(stack, "keys", "delete", key["key_id"])
+    refused = mmms(stack, "status", news, **as_key)
+    unreachable = mmms(stack, "status", news, MMMS_URL="http://127.0.0.1:9", **as_key)
+    usage = mmms(stack, "send", "--from", "a@example.com", "--to", "b@example.org", **as_key)
+
+    assert sent.returncode == 0, sent.stderr
+    assert news in sent.stdout
+    assert sorted((r["recipient"], r["status"]) for r in watched["recipients"]) == [
+        ("ann@example.org", "delivered"),
+        ("bo@example.org", "delivered"),
+    ]
+    assert table.returncode == 0
+    assert "ann@example.org" in table.stdout
+    assert "delivered" in table.stdout
+    assert suppressed.returncode == 0
+    assert address in suppressed.stdout
+    assert [entry["address"] for entry in listed["suppressions"]] == [address]
+    assert removed.returncode == 0
+    assert invalid.returncode == 1
+    assert invalid.stderr.startswith("mmms: 422 validation_error: ")
+    assert "(request id " in invalid.stderr
+    assert "nobody" in invalid.stderr
+    assert deleted.returncode == 0
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("mmms: 401 unauthorized: Unauthorized - ")
+    assert unreachable.returncode == 3
+    assert "network_error" in unreachable.stderr
+    assert usage.returncode == 2
+    assert "--template" in usage.stderr
+
+
+def installed_package(folder: Path) -> Path:
+    """``clients/js`` packed and installed into a project of its own, as a user would."""
+    subprocess.run(
+        ["npm", "pack", "--silent", "--pack-destination", str(folder)],
+        cwd=JS,
+        check=True,
+        capture_output=True,
+    )
+    (folder / "package.json").write_text('{"name": "app", "private": true, "type": "module"}')
+    tarball = next(folder.glob("mmms-client-*.tgz"))
+    subprocess.run(
+        ["npm", "install", "--no-audit", "--no-fund", "--offline", str(tarball)],
+        cwd=folder,
+        check=True,
+        capture_output=True,
+    )
+    return folder / "node_modules" / "mmms-client" / "index.js"
+
+
+def node_test(stack: Stack, folder: Path, test_file: str, **env: str) -> None:
+    if not (JS / "node_modules" / "playwright-core").is_dir():
+        pytest.skip("clients/js has no node_modules: `make test` runs npm ci")
+    environment = os.environ | {
+        "MMMS_URL": stack.base,
+        "MMMS_ADMIN_TOKEN": admin_token(stack),
+        "MMMS_CLIENT_MODULE": str(installed_package(folder)),
+        **env,
+    }
+    run = subprocess.run(
+        ["node", "--test", "--test-reporter=spec", test_file],
+        cwd=JS,
+        env=environment,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_js_client_in_node(stack: Stack, tmp_path: Path) -> None:
+    node_test(stack, tmp_path, "test/e2e/node.test.js")
+
+
+def test_js_client_in_a_real_browser(stack: Stack, tmp_path: Path) -> None:
+    browser = chromium()
+    if browser is None:
+        pytest.skip("no Chromium (apt-get install -y chromium): the browser tests did not run")
+    node_test(stack, tmp_path, "test/browser/browser.test.js", MMMS_CHROMIUM=browser)
