@@ -938,6 +938,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description The key itself (ak_...) or its key_id */
                 api_key: string;
             };
             cookie?: never;
@@ -980,6 +981,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description Validation failed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
             /** @description Internal error */
             500: {
                 headers: {
@@ -1005,6 +1015,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description The key itself (ak_...) or its key_id */
                 api_key: string;
             };
             cookie?: never;
@@ -1220,13 +1231,14 @@ export interface operations {
         parameters: {
             query?: {
                 limit?: number;
-                cursor?: string | null;
-                status?: ("queued" | "sent" | "delivered" | "bounced" | "complained" | "failed" | "suppressed") | null;
+                cursor?: string;
+                status?: "queued" | "sent" | "delivered" | "bounced" | "complained" | "failed" | "suppressed";
             };
             header: {
                 Origin: string;
             };
             path: {
+                /** @description The email_id it was posted with, percent-encoded as UTF-8 (encodeURIComponent) */
                 email_id: string;
             };
             cookie?: never;
@@ -1316,7 +1328,9 @@ export interface operations {
                 Origin: string;
             };
             path: {
+                /** @description The email_id it was posted with, percent-encoded as UTF-8 (encodeURIComponent) */
                 email_id: string;
+                /** @description The recipient's emailRecipientId (its address when it was posted without one), percent-encoded as UTF-8 */
                 email_recipient_id: string;
             };
             cookie?: never;
@@ -1359,6 +1373,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description Validation failed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
             /** @description Rate limited */
             429: {
                 headers: {
@@ -1394,8 +1417,8 @@ export interface operations {
         parameters: {
             query?: {
                 limit?: number;
-                cursor?: string | null;
-                address?: string | null;
+                cursor?: string;
+                address?: string;
             };
             header?: never;
             path?: never;
@@ -1551,6 +1574,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description The address, in any case, percent-encoded as UTF-8 (a+b%40example.org) */
                 address: string;
             };
             cookie?: never;
@@ -1586,6 +1610,15 @@ export interface operations {
             };
             /** @description Method not allowed */
             405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

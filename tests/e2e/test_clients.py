@@ -72,6 +72,9 @@ def test_python_client_sends_pages_and_raises_the_envelope(stack: Stack) -> None
             bulk = mmms.send_mail(mail(news, "bo@example.org", "cy@example.org", "di@example.org"))
             paged = [r["email_recipient_id"] for r in mmms.recipients(news, limit=1)]
             history = mmms.get_recipient(news, "bo")
+            odd = unique("a/b c#?%é+@")  # every path character that needs care, decoded once
+            mmms.send_mail(mail(odd, "ed@example.org"))
+            odd_page = mmms.get_email(odd)
             with pytest.raises(MmmsError) as invalid:
                 mmms.send_mail(mail(unique("bad"), "not an address"))
             with pytest.raises(MmmsError) as unknown:
@@ -91,6 +94,8 @@ def test_python_client_sends_pages_and_raises_the_envelope(stack: Stack) -> None
     assert bulk["count"] == 3
     assert sorted(paged) == ["bo", "cy", "di"]
     assert history["recipient"] == "bo@example.org"
+    assert odd_page["email_id"] == odd
+    assert [r["email_recipient_id"] for r in odd_page["recipients"]] == ["ed"]
     assert (invalid.value.status, invalid.value.error_type) == (422, "validation_error")
     assert invalid.value.request_id
     assert (unknown.value.status, unknown.value.error_type) == (404, "not_found")

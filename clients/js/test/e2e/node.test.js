@@ -35,6 +35,9 @@ test('one recipient is sent, and sending it again sends nothing more', async () 
   assert.equal(sent.status.status, 'sent');
   assert.equal(sent.status.provider, 'capture');
   assert.equal(again.message_id, sent.message_id);
+  const odd = unique('a/b c#?%é+@'); // path characters that need care, decoded once by the app
+  await mmms.sendMail(mail(odd, [{ mail: 'ed@example.org', emailRecipientId: 'e d/1' }]));
+  assert.equal((await mmms.getRecipient(odd, 'e d/1')).email_recipient_id, 'e d/1');
   const history = await mmms.getRecipient(emailId, 'a');
   assert.equal(history.recipient, 'ann@example.org');
   assert.ok(history.events.length >= 1);
