@@ -7,7 +7,9 @@ bytes), counts client connections (``connections``) and can be told to
 
 - answer a recipient with a given reply (``reply_to_recipient("x@y", "550 ...")``),
 - answer the next DATA with a given reply (``reply_to_next_data("451 ...")``),
-- drop every open connection (``drop_connections()``), as a server's idle timeout would.
+- drop every open connection (``drop_connections()``), as a server's idle timeout would,
+- hold the next messages' DATA until that many are held at once (``hold_data_until(4)``), so
+  concurrent clients are proven to be sending side by side.
 
 The TLS certificate comes from :func:`make_tls_files`: a throw-away CA and a
 ``localhost``/``127.0.0.1`` certificate it signed, generated with ``cryptography``;
@@ -76,6 +78,9 @@ class _Handler:
         self.received: list[ReceivedMail] = []
         self.recipient_replies: dict[str, str] = {}
         self.data_replies: deque[str] = deque()
+        self.hold_until = 0  # DATA waits until this many are waiting (0: never waits)
+        self.held = 0
+        self._all_held: asyncio.Event | None = None
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any
@@ -87,6 +92,13 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.held < self.hold_until:
+            self.held += 1
+            if self._all_held is None:
+                self._all_held = asyncio.Event()  # on the server's loop
+            if self.held == self.hold_until:
+                self._all_held.set()
+            await self._all_held.wait()
         if self.data_replies:
             return self.data_replies.popleft()
         self.received.append(
@@ -153,6 +165,10 @@ class SmtpTestServer:
 
     def reply_to_next_data(self, reply: str) -> None:
         self._handler.data_replies.append(reply)
+
+    def hold_data_until(self, count: int) -> None:
+        """The next ``count`` messages wait at DATA until all ``count`` have reached it."""
+        self._handler.hold_until = count
 
     def drop_connections(self) -> None:
         async def close_all() -> None:

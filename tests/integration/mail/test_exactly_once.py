@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -18,16 +17,19 @@ from tests.support.fake_providers import FakeProvider
 from tests.support.recording import lease
 
 
-class SlowProvider(FakeProvider):
-    """Takes a while to answer, so that a second sender arrives meanwhile."""
+class GatedProvider(FakeProvider):
+    """Holds the first send until ``release`` is set (``started`` says it is held); any
+    other send goes through at once."""
 
     def __init__(self) -> None:
-        super().__init__("slow")
+        super().__init__("gated")
         self.started = threading.Event()
+        self.release = threading.Event()
 
     def send(self, message: OutgoingMessage) -> SendResult:
-        self.started.set()
-        time.sleep(0.3)
+        if not self.started.is_set():
+            self.started.set()
+            assert self.release.wait(timeout=10), "the test never released the send"
         return super().send(message)
 
 
@@ -47,19 +49,24 @@ def recorded_job(services: Container, email_id: str, key: uuid.UUID | None) -> P
 
 
 def test_concurrent_senders_send_once(wire: Wire) -> None:
-    provider = SlowProvider()
+    provider = GatedProvider()
     services = wire(sender=provider)
-    job = recorded_job(services, "race", key=uuid.uuid4())
+    key = uuid.uuid4()
+    job = recorded_job(services, "race", key=key)
 
-    def attempt() -> Outcome:
-        return services.delivery.deliver(job).kind
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        first = pool.submit(lambda: services.delivery.deliver(job).kind)
+        assert provider.started.wait(timeout=10)  # the first sender is inside the send
+        while_sending = [services.delivery.deliver(job).kind for _ in range(3)]
+        provider.release.set()
+        sent = first.result(timeout=10)
+    afterwards = services.delivery.deliver(job).kind
 
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        outcomes = list(pool.map(lambda _: attempt(), range(4)))
-
+    assert sent is Outcome.SENT
+    assert while_sending == [Outcome.BUSY] * 3  # the lease is held: nobody else sends
+    assert afterwards is Outcome.DONE
     assert len(provider.sent) == 1
-    assert outcomes.count(Outcome.SENT) == 1
-    assert set(outcomes) <= {Outcome.SENT, Outcome.BUSY, Outcome.DONE}
+    assert services.deliveries.find(key, "race", "r").status.value == "sent"
 
 
 def test_a_record_another_sender_holds_is_not_given_up_at_the_last_receive(wire: Wire) -> None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from itertools import pairwise
+from operator import sub
 
 import boto3
 import psycopg
@@ -22,29 +23,37 @@ from tests.integration.mail.conftest import Wire, mail_headers, seed_request
 from tests.support.fake_providers import FakeProvider, make_message
 from tests.support.moto_server import MotoServer
 from tests.support.round_trips import RoundTripCounter
+from tests.support.waiting import wait_until
 
 
 def test_two_consumers_with_their_own_pools_share_one_schedule(clean_database: str) -> None:
     first, second = Database(clean_database, max_size=5), Database(clean_database, max_size=5)
-    spacing = 0.05  # 20 emails/s
+    # One email a minute: however slowly the 40 reservations are made, the schedule they
+    # share runs 39 minutes ahead of them, so each slot follows the one before it.
+    spacing = 60.0
     repositories = [SendSlotRepository(first), SendSlotRepository(second)]
+    start = threading.Barrier(10)
+
+    def reserve(i: int) -> Slot | None:
+        if i < 10:
+            start.wait()
+        return repositories[i % 2].reserve("ses", spacing, max_wait_seconds=3600)
+
     try:
         with ThreadPoolExecutor(max_workers=10) as pool:
-            slots = list(
-                pool.map(
-                    lambda i: repositories[i % 2].reserve("ses", spacing, max_wait_seconds=20),
-                    range(40),
-                )
-            )
+            slots = list(pool.map(reserve, range(40)))
     finally:
         first.close()
         second.close()
 
-    times = sorted(slot.at for slot in slots if slot is not None)
-    assert len(times) == 40
+    taken = [slot for slot in slots if slot is not None]
+    assert len(taken) == 40
+    times = sorted(slot.at for slot in taken)
     gaps = [(later - earlier).total_seconds() for earlier, later in pairwise(times)]
-    assert min(gaps) >= spacing - 1e-6  # never two sends closer than the rate allows
-    assert sum(slot.wait_seconds > 1.5 for slot in slots if slot) > 0  # the later ones wait
+    assert gaps == [spacing] * 39  # one after the other, never two closer than the rate
+    waits = sorted(slot.wait_seconds for slot in taken)
+    assert waits[0] == 0.0  # the first goes at once
+    assert waits[-1] > 38 * spacing  # the last waits for the 39 before it
 
 
 def test_a_full_schedule_refuses_before_the_provider_is_called(clean_database: str) -> None:
@@ -109,42 +118,64 @@ def call_send(api: Client, key: str) -> int:
     return call(api, "POST", "/v1/mail", body=seed_request(), headers=mail_headers(key)).status
 
 
-class SlowSchedule(SendSlotRepository):
-    """The real schedule, each reservation taking 50 ms: callers arriving meanwhile wait."""
+class GatedSchedule(SendSlotRepository):
+    """The real schedule whose first reservation waits until ``release`` is set; ``entered``
+    says it is waiting. Callers arriving meanwhile queue behind it."""
+
+    def __init__(self, database: Database) -> None:
+        super().__init__(database)
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.granted: list[list[Slot]] = []  # each statement's slots
 
     def reserve_many(
         self, provider: str, spacing_seconds: float, max_wait_seconds: float, count: int
     ) -> list[Slot]:
-        time.sleep(0.05)
-        return super().reserve_many(provider, spacing_seconds, max_wait_seconds, count)
+        if not self.entered.is_set():
+            self.entered.set()
+            assert self.release.wait(timeout=10), "the test never released the reservation"
+        slots = super().reserve_many(provider, spacing_seconds, max_wait_seconds, count)
+        self.granted.append(slots)
+        return slots
+
+
+def queued_behind_the_leader(governor: SendRateGovernor, provider: str) -> int:
+    return len(governor._coalescer(provider)._waiting)
 
 
 def test_a_batchs_concurrent_sends_reserve_their_slots_together(clean_database: str) -> None:
     with RoundTripCounter(clean_database) as counter:
         database = Database(counter.conninfo, max_size=5)
         waits: list[float] = []
+        schedule = GatedSchedule(database)
         governor = SendRateGovernor(
-            SlowSchedule(database), {"ses": 100.0}, max_wait_seconds=5, sleep=waits.append
+            schedule, {"ses": 100.0}, max_wait_seconds=5, sleep=waits.append
         )
         database.ping()
         before = counter.round_trips
-        start = threading.Barrier(10)
-
-        def send(_: int) -> float:
-            start.wait()
-            return governor.pace(FakeProvider("ses"))
-
         try:
             with ThreadPoolExecutor(max_workers=10) as pool:
-                paced = list(pool.map(send, range(10)))
+                sends = [pool.submit(governor.pace, FakeProvider("ses")) for _ in range(10)]
+                assert schedule.entered.wait(timeout=10)  # the first reserves alone
+                wait_until(
+                    lambda: queued_behind_the_leader(governor, "ses") == 9,
+                    "the nine other sends to queue behind the first",
+                )
+                schedule.release.set()
+                paced = [send.result(timeout=10) for send in sends]
         finally:
             database.close()
         round_trips = counter.round_trips - before
 
-    # The first reserves alone; the nine that arrived meanwhile share the next statement,
-    # made 50 ms later: their ten-millisecond slots start then.
+    # The first reserves alone; the nine that arrived meanwhile share the next statement:
+    # ten-millisecond slots, one after the other, each send waiting for its own.
+    assert [len(slots) for slots in schedule.granted] == [1, 9]
     assert round_trips == 2
-    assert sorted(round(w, 2) for w in paced) == [0.0] + [round(0.01 * i, 2) for i in range(9)]
+    [leader], followers = schedule.granted
+    times = [leader.at] + [slot.at for slot in followers]
+    assert all(gap >= timedelta(milliseconds=10) for gap in map(sub, times[1:], times))
+    assert [b - a for a, b in pairwise(times[1:])] == [timedelta(milliseconds=10)] * 8
+    assert sorted(paced) == sorted(waits) == sorted(s.wait_seconds for s in [leader, *followers])
 
 
 def test_when_a_group_does_not_fit_as_many_as_fit_get_a_slot(clean_database: str) -> None:
