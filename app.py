@@ -10,7 +10,7 @@ import json
 import os
 from typing import Any
 
-from chalice.app import Chalice, Cron, Response, SQSEvent
+from chalice.app import Cron, Response, SQSEvent
 
 from chalicelib.bootstrap import container
 from chalicelib.controllers import (
@@ -26,6 +26,7 @@ from chalicelib.http.context import RequestContext
 from chalicelib.http.cors import configured_allow_list, origin_of_a_live_key
 from chalicelib.http.middleware import make_http_middleware
 from chalicelib.http.routing import Auth, Router
+from chalicelib.http.warmup import WarmableChalice, prime
 from chalicelib.models.api_keys import (
     AddOriginsRequest,
     ApiKeyCreated,
@@ -48,7 +49,9 @@ from chalicelib.models.lifecycle import (
 )
 from chalicelib.models.mail import QueuedData, SendMailRequest, SingleSendData
 
-app = Chalice(app_name="mmms")
+app = WarmableChalice(app_name="mmms")  # answers the scheduled warm-up event itself
+if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start":
+    prime()  # imports only: the SnapStart snapshot then holds what the first request needs
 router = Router(app, container)
 app.register_middleware(
     make_http_middleware(configured_allow_list, origin_of_a_live_key, router.methods_of), "http"
