@@ -159,7 +159,7 @@ def test_mmms_command_end_to_end(stack: Stack) -> None:
         **as_key,
     )
     watched = json_of(mmms(stack, "--json", "status", news, "--watch", **as_key))
-    table = mmms(stack, "status", news, **as_key)
+    table = mmms(stack, "status", news, "--watch", **as_key)
     address = f"{unique('y')}+tag@example.org"
     suppressed = mmms(stack, "suppressions", "add", address)
     listed = json_of(mmms(stack, "suppressions", "list", "--address", address, "--json"))
@@ -190,7 +190,8 @@ def test_mmms_command_end_to_end(stack: Stack) -> None:
     ]
     assert table.returncode == 0
     assert "ann@example.org" in table.stdout
-    assert "delivered" in table.stdout
+    assert table.stdout.count("delivered") == 2
+    assert table.stdout.endswith("┘\n")  # one settled table, no live frames in a pipe
     assert suppressed.returncode == 0
     assert address in suppressed.stdout
     assert [entry["address"] for entry in listed["suppressions"]] == [address]

@@ -181,11 +181,13 @@ def status(
     current = session(context, as_json)
     with current.client() as mmms:
         data = _all_recipients(mmms, email_id)
+        # A live table on a terminal; elsewhere (a pipe, a log) only the settled one.
+        live = watch and not current.json and stdout.is_terminal
         if watch:
-            data = _watch(mmms, email_id, data, live=not current.json)
+            data = _watch(mmms, email_id, data, live=live)
     if current.json:
         emit_json(data)
-    elif not watch:
+    elif not live:
         stdout.print(recipients_table(data["recipients"]))
 
 
@@ -194,7 +196,7 @@ def _settled(data: dict[str, Any]) -> bool:
 
 
 def _watch(mmms: MmmsClient, email_id: str, data: dict[str, Any], *, live: bool) -> dict[str, Any]:
-    """Poll every second until every recipient has settled; show the table live unless JSON."""
+    """Poll every second until every recipient has settled, showing the table live if asked."""
     with (
         Live(recipients_table(data["recipients"]), console=stdout)
         if live
