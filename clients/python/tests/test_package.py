@@ -44,7 +44,8 @@ def test_the_wheel_carries_the_package_its_types_and_the_command(tmp_path: Path)
         info = next(n for n in names if n.endswith(".dist-info/METADATA"))
         metadata = archive.read(info).decode()
         entry_points = archive.read(info.replace("METADATA", "entry_points.txt")).decode()
-    for module in ("__init__", "client", "async_client", "models", "cli", "errors", "routes"):
+    modules = ("__init__", "client", "async_client", "models", "errors", "routes", "cli/__init__")
+    for module in (*modules, "cli/mail", "cli/keys", "cli/suppressions", "cli/support"):
         assert f"mmms_client/{module}.py" in names
     assert "mmms_client/py.typed" in names
     assert "mmms = mmms_client.cli:main" in entry_points

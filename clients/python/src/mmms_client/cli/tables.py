@@ -1,4 +1,4 @@
-"""Tables the ``mmms`` command prints (rich), one per kind of answer."""
+"""The tables the ``mmms`` command prints (rich), one per kind of answer."""
 
 from __future__ import annotations
 
