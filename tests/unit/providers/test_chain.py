@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from chalicelib.errors import (
@@ -68,9 +70,10 @@ def test_every_provider_unavailable_raises_with_each_reason() -> None:
         chain.send(make_message())
 
     assert raised.value.provider == "chain"
-    assert "a: scripted outage" in raised.value.message
-    assert "b: scripted outage" in raised.value.message
-    assert len(raised.value.response["failures"]) == 2
+    assert raised.value.message == (
+        "chain: every provider is unavailable: a: scripted outage; b: scripted outage"
+    )
+    assert raised.value.response == {"failures": ["a: scripted outage", "b: scripted outage"]}
 
 
 def breaker_chain(
@@ -168,7 +171,7 @@ def test_a_half_open_circuit_lets_exactly_one_trial_through() -> None:
 
 
 def test_a_breaker_needs_a_threshold_of_at_least_one() -> None:
-    with pytest.raises(ValueError, match="at least 1"):
+    with pytest.raises(ValueError, match=r"^failure_threshold must be at least 1$"):
         CircuitBreaker(failure_threshold=0, cooldown_seconds=1, clock=FakeClock())
 
 
@@ -207,7 +210,7 @@ def test_the_chain_is_itself_a_mail_provider() -> None:
 
 
 def test_an_empty_chain_is_refused() -> None:
-    with pytest.raises(ValueError, match="at least one provider"):
+    with pytest.raises(ValueError, match=r"^a provider chain needs at least one provider$"):
         ProviderChain([])
 
 
@@ -274,3 +277,106 @@ def test_full_jitter_draws_each_delay_below_its_ceiling() -> None:
     chain.send(make_message())
 
     assert draws == [(0.0, 0.2), (0.0, 0.4)]
+
+
+def test_the_defaults_are_three_failures_thirty_seconds_and_three_backed_off_retries() -> None:
+    clock = FakeClock()
+    primary = FakeProvider("primary").fail_unavailable()
+    sleeps = Sleeps()
+    chain = ProviderChain(
+        [primary, FakeProvider("secondary")],
+        clock=clock,
+        sleep=sleeps,
+        jitter=lambda low, high: high,
+    )
+
+    senders(chain, 4)
+    assert primary.attempts == 3  # opened by the third failure in a row
+    clock.advance(29.9)
+    senders(chain, 1)
+    assert primary.attempts == 3
+    clock.advance(0.1)
+    senders(chain, 1)
+    assert primary.attempts == 4  # the trial, after 30 s
+
+    throttled = FakeProvider("throttled").fail_throttled()
+    with pytest.raises(ProviderThrottledError):
+        ProviderChain([throttled], sleep=sleeps, jitter=lambda low, high: high).send(make_message())
+    assert throttled.attempts == 4
+    assert sleeps.slept == [0.2, 0.4, 0.8]
+
+
+def test_backoff_is_capped_at_two_seconds_by_default() -> None:
+    throttled = FakeProvider("throttled").fail_throttled(times=5)
+    sleeps = Sleeps()
+    chain = ProviderChain(
+        [throttled], throttle_retries=5, sleep=sleeps, jitter=lambda low, high: high
+    )
+
+    chain.send(make_message())
+
+    assert sleeps.slept == [0.2, 0.4, 0.8, 1.6, 2.0]
+
+
+def test_a_lasting_throttle_is_tried_once_more_than_the_retries() -> None:
+    throttled = FakeProvider("throttled").fail_throttled()
+    chain = ProviderChain([throttled], throttle_retries=2, sleep=lambda _s: None)
+
+    with pytest.raises(ProviderThrottledError):
+        chain.send(make_message())
+
+    assert throttled.attempts == 3
+
+
+def chain_log(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str, dict[str, object]]]:
+    fields = ("provider", "next_provider", "reason", "mail_message_id")
+    return [
+        (
+            r.levelname,
+            r.getMessage(),
+            {name: getattr(r, name) for name in fields if hasattr(r, name)},
+        )
+        for r in caplog.records
+        if r.name == "mmms.providers"
+    ]
+
+
+def test_each_failover_is_logged_with_the_provider_the_next_one_and_the_reason(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="mmms.providers")
+    clock = FakeClock()
+    first = FakeProvider("first").fail_unavailable()
+    second = FakeProvider("second").fail_unavailable()
+    chain = ProviderChain([first, second], failure_threshold=1, clock=clock)
+    message = make_message(message_id="<m-1@example.com>")
+
+    for _ in range(2):
+        with pytest.raises(ProviderUnavailableError):
+            chain.send(message)
+
+    failing_over = "mail provider unavailable, failing over"
+    none_left = "mail provider unavailable, no provider left"
+    one = "<m-1@example.com>"
+    assert chain_log(caplog) == [
+        ("WARNING", failing_over, {"provider": "first", "next_provider": "second",
+                                   "reason": "first: scripted outage", "mail_message_id": one}),
+        ("WARNING", none_left, {"provider": "second", "next_provider": None,
+                                "reason": "second: scripted outage", "mail_message_id": one}),
+        ("WARNING", failing_over, {"provider": "first", "next_provider": "second",
+                                   "reason": "circuit open", "mail_message_id": one}),
+        ("WARNING", none_left, {"provider": "second", "next_provider": None,
+                                "reason": "circuit open", "mail_message_id": one}),
+    ]  # fmt: skip
+
+
+def test_a_throttled_provider_is_logged_at_info(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="mmms.providers")
+    chain = ProviderChain(
+        [FakeProvider("busy").fail_throttled()], throttle_retries=0, sleep=lambda _s: None
+    )
+
+    with pytest.raises(ProviderThrottledError):
+        chain.send(make_message())
+
+    assert chain_log(caplog) == [("INFO", "mail provider throttled", {"provider": "busy"})]
