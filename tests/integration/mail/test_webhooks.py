@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,6 +19,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from chalicelib.bootstrap import Container
+from chalicelib.errors import DatabaseUnavailableError
+from chalicelib.models.lifecycle import ProviderEvent
+from chalicelib.services.events import EventsApplied
+from chalicelib.services.webhooks import WebhookKeys, WebhookService
 from tests.integration.mail.conftest import Wire
 from tests.support.fake_providers import FakeProvider
 from tests.support.local_server import serving
@@ -117,29 +122,43 @@ def test_mailgun_events_signed_with_the_key_are_applied(
     assert suppressions(clean_database) == {"b@example.org": "bounce"}
 
 
-@pytest.mark.parametrize("tamper", ["signature", "event", "stale", "missing"])
+MAILGUN_REFUSALS = {
+    # Mailgun signs the timestamp and the token (its documented scheme), not the event data.
+    "signature": r"Mailgun webhook: the signature does not match",
+    "token": r"Mailgun webhook: the signature does not match",
+    "timestamp": r"Mailgun webhook: the signature does not match",
+    "stale": r"Mailgun webhook: the timestamp is 36\d\d s old; at most 300 s",
+    "future": r"Mailgun webhook: the timestamp is -3[56]\d\d s old; at most 300 s",
+    "missing": r"Mailgun webhook: the signature block is missing or malformed",
+    "not an object": r"Mailgun webhook: no signature block",
+}
+
+
+@pytest.mark.parametrize("tamper", sorted(MAILGUN_REFUSALS))
 def test_a_mailgun_request_not_signed_with_the_key_is_401_and_changes_nothing(
     services: Container, base_url: str, clean_database: str, tamper: str
 ) -> None:
     record_sent(services, "a@example.org", "mg-1")
-    payload = mailgun_payload(
-        "mg-1",
-        "a@example.org",
-        "failed",
-        severity="permanent",
-        timestamp=time.time() - 3600 if tamper == "stale" else None,
+    stamp = time.time() + {"stale": -3600, "future": 3600}.get(tamper, 0)
+    payload: Any = mailgun_payload(
+        "mg-1", "a@example.org", "failed", severity="permanent", timestamp=stamp
     )
     if tamper == "signature":
         payload["signature"]["signature"] = "0" * 64
-    elif tamper == "event":
+    elif tamper == "token":
         payload["signature"]["token"] += "x"
+    elif tamper == "timestamp":
+        payload["signature"]["timestamp"] = str(int(payload["signature"]["timestamp"]) + 1)
     elif tamper == "missing":
         del payload["signature"]
+    elif tamper == "not an object":
+        payload = [payload]
 
     answer = requests.post(f"{base_url}/v1/events/mailgun", json=payload, timeout=5)
 
     assert answer.status_code == 401
     assert answer.json()["error_type"] == "unauthorized"
+    assert re.fullmatch(f"Unauthorized - {MAILGUN_REFUSALS[tamper]}", answer.json()["message"])
     assert state(clean_database) == {"a@example.org": ("sent", 0)}
     assert suppressions(clean_database) == {}
 
@@ -246,3 +265,95 @@ def test_webhooks_without_a_configured_key_do_not_exist(wire: Wire) -> None:
         sendgrid = requests.post(f"{url}/v1/events/sendgrid", json=[], timeout=5)
 
     assert (mailgun.status_code, sendgrid.status_code) == (404, 404)
+
+
+# --- Edge cases ------------------------------------------------------------------------
+
+
+class FailingEvents:
+    """Stands in for the event service: the database goes away while events are applied."""
+
+    def apply_all(self, events: list[ProviderEvent]) -> EventsApplied:
+        raise DatabaseUnavailableError()
+
+
+def test_a_token_whose_request_failed_is_forgotten_so_mailgun_can_retry(
+    services: Container, clean_database: str
+) -> None:
+    record_sent(services, "a@example.org", "mg-1")
+    body = json.dumps(mailgun_payload("mg-1", "a@example.org", "delivered")).encode()
+    keys = WebhookKeys(SIGNING_KEY, None, max_age_seconds=300, max_events=1000)
+    failing = WebhookService(FailingEvents(), services.webhook_tokens, keys)
+
+    with pytest.raises(DatabaseUnavailableError):
+        failing.mailgun(body)
+    with psycopg.connect(clean_database) as conn:
+        assert conn.execute("SELECT count(*) FROM webhook_tokens").fetchone() == (0,)
+    retried = services.webhooks.mailgun(body)  # Mailgun's retry: same token, same signature
+
+    assert (retried.received, retried.applied) == (1, 1)
+    assert state(clean_database) == {"a@example.org": ("delivered", 1)}
+
+
+def test_more_sendgrid_events_than_the_limit_are_413_and_change_nothing(
+    wire: Wire, clean_database: str
+) -> None:
+    services = wire(
+        sender=FakeProvider("fake"), sendgrid_webhook_public_key=PUBLIC_KEY, webhook_max_events=2
+    )
+    record_sent(services, "b@example.org", "sg-b")
+    body = json.dumps(
+        [sendgrid_event("sg-b", "b@example.org", "bounce", type="bounce")] * 3
+    ).encode()
+
+    with serving() as url:
+        answer = requests.post(
+            f"{url}/v1/events/sendgrid", data=body, headers=signed(body), timeout=5
+        )
+
+    assert answer.status_code == 413
+    assert answer.json()["error_type"] == "payload_too_large"
+    assert answer.json()["message"] == "3 events in one request; at most 2 (WEBHOOK_MAX_EVENTS)"
+    assert state(clean_database) == {"b@example.org": ("sent", 0)}
+    assert suppressions(clean_database) == {}
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ({"event": "bounce"}, "the body is not a JSON array of events"),
+        (["bounce"], "an event is not a JSON object"),
+    ],
+)
+def test_a_signed_sendgrid_body_that_is_not_events_is_422(
+    services: Container, base_url: str, clean_database: str, body: Any, problem: str
+) -> None:
+    record_sent(services, "b@example.org", "sg-b")
+    raw = json.dumps(body).encode()
+
+    answer = requests.post(
+        f"{base_url}/v1/events/sendgrid", data=raw, headers=signed(raw), timeout=5
+    )
+
+    assert answer.status_code == 422
+    assert answer.json()["error_type"] == "validation_error"
+    assert answer.json()["message"] == "Not a webhook payload of the documented format"
+    assert answer.json()["details"][0]["msg"] == problem
+    assert state(clean_database) == {"b@example.org": ("sent", 0)}
+
+
+def test_a_signed_mailgun_payload_without_event_data_is_422_and_its_token_stays_usable(
+    services: Container, base_url: str, clean_database: str
+) -> None:
+    record_sent(services, "a@example.org", "mg-1")
+    payload = mailgun_payload("mg-1", "a@example.org", "delivered")
+    event_data = payload.pop("event-data")
+
+    malformed = requests.post(f"{base_url}/v1/events/mailgun", json=payload, timeout=5)
+    payload["event-data"] = event_data
+    whole = requests.post(f"{base_url}/v1/events/mailgun", json=payload, timeout=5)
+
+    assert malformed.status_code == 422
+    assert malformed.json()["details"][0]["msg"] == "event-data is missing"
+    assert whole.status_code == 200
+    assert state(clean_database) == {"a@example.org": ("delivered", 1)}
