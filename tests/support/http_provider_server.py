@@ -70,6 +70,7 @@ class RecordedRequest:
     form: list[tuple[str, str]] = field(default_factory=list)
     files: dict[str, UploadedFile] = field(default_factory=dict)
     json: Any = None
+    answered_id: str | None = None  # the message id the imitation answered with
 
     def form_values(self, name: str) -> list[str]:
         return [value for key, value in self.form if key == name]
@@ -146,6 +147,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(*problem)
             return
         message_id = f"<{secrets.token_hex(8)}.1@{MAILGUN_DOMAIN}>"
+        request.answered_id = message_id
         self._answer(200, {"id": message_id, "message": "Queued. Thank you."})
 
     def _sendgrid(self, request: RecordedRequest, reply: Reply | None) -> None:
@@ -166,8 +168,9 @@ class _Handler(BaseHTTPRequestHandler):
         if problem is not None:
             self._answer(*problem)
             return
+        request.answered_id = secrets.token_urlsafe(16)
         self.send_response(202)
-        self.send_header("X-Message-Id", secrets.token_urlsafe(16))
+        self.send_header("X-Message-Id", request.answered_id)
         self.send_header("Content-Length", "0")
         self.end_headers()
 

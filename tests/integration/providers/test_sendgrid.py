@@ -24,7 +24,7 @@ def sendgrid(provider_api: FakeProviderApi) -> Iterator[SendGridProvider]:
 def test_the_json_body_is_sent_as_documented(
     provider_api: FakeProviderApi, sendgrid: SendGridProvider
 ) -> None:
-    result = sendgrid.send(with_attachment(make_message()))
+    result = sendgrid.send(with_attachment(make_message(message_id="<mmms-1@example.com>")))
 
     [request] = provider_api.requests_to("sendgrid")
     assert request.headers["authorization"] == f"Bearer {SENDGRID_API_KEY}"
@@ -48,8 +48,9 @@ def test_the_json_body_is_sent_as_documented(
     assert body["headers"] == {"List-Unsubscribe": "<mailto:unsubscribe@example.com>"}
     assert body["custom_args"] == {"campaign": "spring-2026", "project id": "p/42"}
     assert result.provider == "sendgrid"
-    assert result.message_id
-    assert result.response["status"] == 202
+    assert request.answered_id is not None
+    assert result.message_id == request.answered_id  # SendGrid's X-Message-Id
+    assert result.response == {"status": 202, "X-Message-Id": request.answered_id}
 
 
 def test_duplicate_addresses_across_to_cc_bcc_are_sent_once(
@@ -92,7 +93,7 @@ def test_an_invalid_recipient_is_rejected_with_sendgrids_errors(
         sendgrid.send(make_message())
     [error] = raised.value.response["errors"]
     assert error["field"] == "personalizations.0.to.0.email"
-    assert error["help"]
+    assert error["help"] == ("https://sendgrid.com/docs/API_Reference/Web_API_v3/Mail/errors.html")
 
 
 def test_a_wrong_api_key_is_unavailable_not_a_rejection(provider_api: FakeProviderApi) -> None:

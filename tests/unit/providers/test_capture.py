@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import pytest
@@ -40,8 +42,10 @@ def test_a_sent_message_is_an_eml_file_with_its_envelope(tmp_path: Path) -> None
 
 def test_list_captured_summarises_newest_first(tmp_path: Path) -> None:
     provider = CaptureProvider(tmp_path)
+    before = datetime.now(UTC).replace(microsecond=0)
     first = provider.send(make_message(subject="first"))
     second = provider.send(make_message(subject="second"))
+    after = datetime.now(UTC)
 
     listed = list_captured(tmp_path)
 
@@ -51,7 +55,7 @@ def test_list_captured_summarises_newest_first(tmp_path: Path) -> None:
     assert listed[0]["to"] == "Älice Müller <alice@example.org>"
     assert listed[0]["file"] == f"{second.message_id}.eml"
     assert listed[0]["size"] == (tmp_path / listed[0]["file"]).stat().st_size
-    assert listed[0]["date"]
+    assert before <= parsedate_to_datetime(listed[0]["date"]) <= after  # the Date header
 
 
 def test_list_captured_of_a_missing_directory_is_empty(tmp_path: Path) -> None:
