@@ -63,14 +63,35 @@ def test_request_origins_are_parsed(header: str | None, expected: RequestOrigin 
 
 
 def test_candidate_names_match_exactly_what_origin_allowed_accepts() -> None:
+    """The key lookup by candidate names and ``origin_allowed`` agree both ways: every
+    candidate is allowed, and every valid origin name that is allowed is a candidate."""
     origin = RequestOrigin("a.b.example.com", 443)
-    candidates = candidate_origin_names(origin)
+    hosts = ["a.b.example.com", "b.example.com", "example.com", "x.a.b.example.com", "b.com"]
+    wildcards = [f"*.{host}" for host in hosts]
+    names = [f"{host}{port}" for host in hosts + wildcards for port in ("", ":443", ":80", ":8443")]
 
-    assert all(origin_allowed([name], origin) for name in candidates)
-    assert set(candidates) >= {
-        "a.b.example.com",
-        "a.b.example.com:443",
-        "*.b.example.com",
-        "*.example.com",
-        "*.example.com:443",
-    }
+    candidates = candidate_origin_names(origin)
+    allowed = {name for name in valid(names) if origin_allowed([name], origin)}
+
+    assert set(candidates) == allowed
+    assert sorted(candidates) == sorted(
+        [
+            "a.b.example.com",
+            "a.b.example.com:443",
+            "*.b.example.com",
+            "*.b.example.com:443",
+            "*.example.com",
+            "*.example.com:443",
+        ]
+    )
+
+
+def valid(names: list[str]) -> list[str]:
+    """The names an API key may hold (``normalize_origin_name`` refuses the others)."""
+    kept = []
+    for name in names:
+        try:
+            kept.append(normalize_origin_name(name))
+        except ValueError:
+            continue
+    return kept

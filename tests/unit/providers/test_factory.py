@@ -140,6 +140,32 @@ def test_a_missing_or_invalid_setting_is_named(
     assert expected in raised.value.message
 
 
-def test_settings_can_be_passed_directly() -> None:
+def test_settings_can_be_passed_directly_and_win_over_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("MAIL_PROVIDERS", "ses")
+    monkeypatch.setenv("CAPTURE_DIR", str(tmp_path / "from-the-environment"))
+
+    settings = ProviderSettings(mail_providers=["capture"], capture_dir=tmp_path / "given")
+    chain = build_provider_chain(settings, ses_client_factory=no_ses_client)
+
+    [capture] = chain.providers
+    assert isinstance(capture, CaptureProvider)
+    assert capture.directory == tmp_path / "given"
+
+
+def test_settings_passed_directly_are_checked_too() -> None:
     with pytest.raises(ValidationError, match="SMTP_HOST is not set"):
         ProviderSettings(mail_providers=["smtp"])
+
+
+def test_overrides_from_a_secret_win_over_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MAIL_PROVIDERS", "smtp")
+    monkeypatch.setenv("SMTP_HOST", "env.example.com")
+    monkeypatch.setenv("SMTP_PORT", "2525")
+
+    settings = load_provider_settings(smtp_host="secret.example.com")
+
+    assert (settings.smtp_host, settings.smtp_port) == ("secret.example.com", 2525)
