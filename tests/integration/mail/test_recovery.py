@@ -5,21 +5,19 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import UTC, datetime
+from typing import Any
 
 import psycopg
 import pytest
 from chalice.test import Client
 
-from chalicelib.bootstrap import Container
 from chalicelib.errors import DatabaseUnavailableError
-from chalicelib.models.mail import DeliveryState, SendMailRequest
+from chalicelib.models.mail import DeliveryState, ProcessingMessage
 from chalicelib.providers.base import SendResult
 from chalicelib.repositories.delivery_rows import Delivery
 from chalicelib.repositories.send_leases import SendLeaseRepository, Settlement
 from chalicelib.services.delivery import DeliveryService, Outcome
-from chalicelib.services.mail import build_jobs
-from chalicelib.services.messages import email_content, new_delivery, receipt_body
+from chalicelib.services.messages import receipt_body
 from tests.integration.mail.conftest import (
     Wire,
     mail_headers,
@@ -31,13 +29,15 @@ from tests.support.http import call
 from tests.support.queues import Queues, consume_until_empty
 from tests.support.recording import lease, settle
 
+QUEUE_DOWN = "http://127.0.0.1:9/000000000000/unreachable"
 
-def record_without_queueing(services: Container, key: uuid.UUID, body: dict[str, object]) -> None:
-    """What the API does before queueing, then nothing: a crash right after the insert."""
-    request = SendMailRequest.model_validate(body)
-    jobs = build_jobs(key, request, datetime.now(UTC))
-    services.deliveries.save_email(key, request.email_id, email_content(jobs[0]))
-    services.deliveries.insert_new(key, [new_delivery(job) for job in jobs])
+
+def record_without_queueing(wire: Wire, api: Client, key: str, body: dict[str, Any]) -> None:
+    """The API records the recipients, then cannot queue them (every provider and the queue
+    down): what a crash right after the insert leaves too."""
+    wire(sender=FakeProvider("down").fail_unavailable(), mail_queue_url=QUEUE_DOWN)
+    answer = call(api, "POST", "/v1/mail", headers=mail_headers(key), body=body)
+    assert answer.status == 503, answer.json
 
 
 def key_id(database: str) -> uuid.UUID:
@@ -52,15 +52,23 @@ def statuses(database: str) -> dict[str, str]:
         return dict(conn.execute("SELECT email_recipient_id, status FROM deliveries").fetchall())
 
 
+def undispatched(database: str) -> set[str]:
+    with psycopg.connect(database) as conn:
+        rows = conn.execute(
+            "SELECT email_recipient_id FROM deliveries"
+            " WHERE status = 'queued' AND dispatched_at IS NULL"
+        ).fetchall()
+    return {row[0] for row in rows}
+
+
 def test_the_sweep_queues_recipients_whose_message_never_reached_the_queue(
-    wire: Wire, api_key: str, queues: Queues, clean_database: str
+    wire: Wire, api: Client, api_key: str, queues: Queues, clean_database: str
 ) -> None:
+    record_without_queueing(wire, api, api_key, seed_request(recipients=three_recipients()))
+    assert queues.count(queues.processing) == 0
+    assert undispatched(clean_database) == {"r-1", "r-2", "r-3"}
     provider = FakeProvider("fake")
     services = wire(sender=provider, redispatch_after_seconds=0.01)
-    record_without_queueing(
-        services, key_id(clean_database), seed_request(recipients=three_recipients())
-    )
-    assert queues.count(queues.processing) == 0
 
     time.sleep(0.05)  # older than REDISPATCH_AFTER_SECONDS
 
@@ -83,10 +91,10 @@ def test_the_sweep_queues_recipients_whose_message_never_reached_the_queue(
 def test_a_replay_queues_them_again_too(
     wire: Wire, api: Client, api_key: str, queues: Queues, clean_database: str
 ) -> None:
+    body = seed_request(recipients=three_recipients())
+    record_without_queueing(wire, api, api_key, body)
     provider = FakeProvider("fake")
     services = wire(sender=provider, redispatch_after_seconds=0.01)
-    body = seed_request(recipients=three_recipients())
-    record_without_queueing(services, key_id(clean_database), body)
 
     answer = call(api, "POST", "/v1/mail", body=body, headers=mail_headers(api_key))
     assert answer.status == 202
@@ -131,14 +139,12 @@ class DatabaseGoneAfterSend(SendLeaseRepository):
 def test_a_send_the_database_could_not_record_is_recorded_by_a_receipt_not_sent_again(
     wire: Wire, api: Client, api_key: str, queues: Queues, clean_database: str
 ) -> None:
+    record_without_queueing(wire, api, api_key, seed_request())
     provider = FakeProvider("fake")
     services = wire(sender=provider, send_lease_seconds=0.01)
-    record_without_queueing(services, key_id(clean_database), seed_request())
     repo = services.deliveries
     delivery = repo.find(key_id(clean_database), "msg-123", "recipient-123")
-    job = build_jobs(
-        key_id(clean_database), SendMailRequest.model_validate(seed_request()), datetime.now(UTC)
-    )[0]
+    job = seed_queue_message(key_id(clean_database))
     flaky = DeliveryService(
         services.deliveries,
         DatabaseGoneAfterSend(services.database),
@@ -162,10 +168,12 @@ def test_a_send_the_database_could_not_record_is_recorded_by_a_receipt_not_sent_
     assert {r["status"] for r in reports} == {"sent"}
 
 
-def test_only_the_lease_holder_records_the_outcome(wire: Wire, clean_database: str) -> None:
+def test_only_the_lease_holder_records_the_outcome(
+    wire: Wire, api: Client, api_key: str, clean_database: str
+) -> None:
+    record_without_queueing(wire, api, api_key, seed_request())
     services = wire(sender=FakeProvider("fake"))
-    key = uuid.uuid4()
-    record_without_queueing(services, key, seed_request())
+    key = key_id(clean_database)
     row = services.deliveries.find(key, "msg-123", "recipient-123")
     repo = services.leases
     first = lease(repo, (key, "msg-123", "recipient-123"))
@@ -185,19 +193,47 @@ def test_only_the_lease_holder_records_the_outcome(wire: Wire, clean_database: s
 def test_every_recipients_queue_message_is_sized_before_anything_is_recorded(
     wire: Wire, api: Client, api_key: str, queues: Queues, clean_database: str, position: int
 ) -> None:
+    # The largest of the ordinary recipients' messages, as the queue received them.
+    wire(sender=FakeProvider("fake"))
+    ordinary = seed_request(email_id="ordinary", recipients=three_recipients())
+    assert call(api, "POST", "/v1/mail", headers=mail_headers(api_key), body=ordinary).status == 202
+    largest = max(len(r.body.encode()) for r in queues.receive(queues.processing))
+    queues.sqs.purge_queue(QueueUrl=queues.processing)
+    with psycopg.connect(clean_database) as conn:
+        conn.execute("TRUNCATE deliveries, emails CASCADE")
+    # One recipient 800 bytes larger (400 two-byte characters) than that: over a limit 250
+    # bytes above the largest ordinary message, the others under it.
     recipients = three_recipients()
     recipients[position] |= {"name": "Ö" * 200, "company": "Ä" * 200}
     body = seed_request(recipients=recipients)
-    jobs = build_jobs(uuid.uuid4(), SendMailRequest.model_validate(body), datetime.now(UTC))
-    sizes = sorted(len(job.model_dump_json().encode()) for job in jobs)
-    assert sizes[-1] - sizes[0] > 500
-    wire(sender=FakeProvider("fake"), queue_max_message_bytes=sizes[0] + 250)
+    wire(sender=FakeProvider("fake"), queue_max_message_bytes=largest + 250)
 
     answer = call(api, "POST", "/v1/mail", headers=mail_headers(api_key), body=body)
 
     assert answer.status == 413
+    assert answer.json["error_type"] == "payload_too_large"
     assert statuses(clean_database) == {}
     assert queues.count(queues.processing) == 0
+
+
+def seed_queue_message(key: uuid.UUID) -> ProcessingMessage:
+    """The seed's request for its one recipient, as a processing-queue message."""
+    return ProcessingMessage(
+        email_id="msg-123",
+        email_recipient_id="recipient-123",
+        client_env_id="env-123",
+        sender_email="support@example.com",
+        sender_name="Support Team",
+        sender_organisation_name="Acme Corp",
+        subject="Test Email",
+        html_template="<html><body><h1>Hello {{name}}</h1></body></html>",
+        recipient_name="John Doe",
+        recipient_email="john@example.com",
+        recipient_company="Acme Corp",
+        projectId="project-456",
+        closureId="closure-789",
+        api_key_id=str(key),
+    )
 
 
 class DatabaseStillDown(SendLeaseRepository):
@@ -230,9 +266,9 @@ def test_a_receipt_the_database_cannot_take_yet_waits_on_the_queue_without_dead_
 def test_a_replay_requeues_what_was_recorded_not_what_was_replayed(
     wire: Wire, api: Client, api_key: str, queues: Queues, clean_database: str
 ) -> None:
+    record_without_queueing(wire, api, api_key, seed_request())
     provider = FakeProvider("fake")
     services = wire(sender=provider, redispatch_after_seconds=0.01)
-    record_without_queueing(services, key_id(clean_database), seed_request())
     time.sleep(0.05)
     changed = seed_request(
         recipients=[

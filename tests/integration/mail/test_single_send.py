@@ -5,14 +5,10 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from datetime import UTC, datetime
 
 import psycopg
 from chalice.test import Client
 
-from chalicelib.models.mail import SendMailRequest
-from chalicelib.services.mail import build_jobs
-from chalicelib.services.messages import email_content, new_delivery
 from tests.integration.mail.conftest import Wire, mail_headers, seed_request
 from tests.support.fake_providers import FakeProvider
 from tests.support.http import call
@@ -153,26 +149,30 @@ def test_provider_and_queue_both_down_is_503_and_sent_later_exactly_once(
 def test_a_send_that_died_halfway_is_queued_again_by_the_sweep(
     wire: Wire, api: Client, api_key: str, queues: Queues, clean_database: str
 ) -> None:
+    # The API recorded it (its providers and the queue were down), then a sender took the
+    # send lease and its Lambda was killed.
+    wire(
+        sender=FakeProvider("down").fail_unavailable(),
+        mail_queue_url="http://127.0.0.1:9/000000000000/unreachable",
+    )
+    assert (
+        call(api, "POST", "/v1/mail", body=seed_request(), headers=mail_headers(api_key)).status
+        == 503
+    )
     provider = FakeProvider("fake")
     services = wire(sender=provider, redispatch_after_seconds=0.01)
-    body = seed_request()
-    # The API recorded it and took the send lease, then the Lambda was killed.
-    job = build_jobs(uuid.uuid4(), SendMailRequest.model_validate(body), datetime.now(UTC))[0]
-    repo = services.deliveries
-    key = uuid.UUID(job.api_key_id or "")
-    repo.save_email(key, job.email_id, email_content(job))
-    row = repo.insert_new(key, [new_delivery(job)])[job.recipient_id]
-    assert (
-        lease(services.leases, (key, job.email_id, row.email_recipient_id), seconds=0.01)
-        is not None
-    )
+    with psycopg.connect(clean_database) as conn:
+        row = conn.execute("SELECT api_key_id FROM deliveries").fetchone()
+    assert row is not None
+    key = (uuid.UUID(str(row[0])), "msg-123", "recipient-123")
+    assert lease(services.leases, key, seconds=0.01) is not None
     time.sleep(0.05)
 
     assert services.recovery.sweep().redispatched == 1
     consume_until_empty(services, queues)
 
     assert len(provider.sent) == 1
-    assert repo.get(row.id).status.value == "sent"  # type: ignore[union-attr]
+    assert services.deliveries.find(*key).status.value == "sent"
 
 
 def test_reusing_an_email_id_for_a_different_email_is_400(
