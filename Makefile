@@ -3,18 +3,30 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The Lambda package is built by Chalice running on Python 3.12 (SnapStart needs python3.12+):
+# a second venv with the runtime dependencies and Chalice only.
+LAMBDA_PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12) python3.12)
+LAMBDA_VENV   := $(VENV)/lambda
+LAMBDA_STAMP  := $(LAMBDA_VENV)/.installed
+STAGE  ?= production
 JS     := clients/js
 JS_STAMP := $(JS)/node_modules/.installed
 # The browser tests' Chromium: CHROMIUM=/path, else Debian's (`apt-get install -y chromium`).
 CHROMIUM ?= $(firstword $(wildcard /usr/bin/chromium /usr/bin/chromium-browser))
 
-.PHONY: run test test-js lint openapi bench bench-render package clean
+.PHONY: run test test-js lint openapi bench bench-render bench-cold-start package deploy clean
 
 $(STAMP): requirements.txt requirements-dev.txt clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip<26.3"  # chalice 1.34 needs pip<26.3
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
+
+$(LAMBDA_STAMP): requirements.txt
+	$(LAMBDA_PYTHON) -m venv $(LAMBDA_VENV)
+	$(LAMBDA_VENV)/bin/python -m pip install --quiet --upgrade "pip<26.3"
+	$(LAMBDA_VENV)/bin/python -m pip install --quiet -r requirements.txt "chalice==1.34.0"
+	touch $(LAMBDA_STAMP)
 
 run: $(STAMP)
 	$(BIN)/python -m mmms_local.run
@@ -33,7 +45,7 @@ $(JS_STAMP): $(JS)/package-lock.json
 test-js: $(JS_STAMP)
 	cd $(JS) && npm test --silent
 
-test: lint test-js
+test: lint test-js $(LAMBDA_STAMP)
 	CHROMIUM=$(CHROMIUM) $(BIN)/pytest -n 2 -q
 	@if [ -z "$(CHROMIUM)" ]; then \
 	  echo "NOTE: the browser tests did NOT run: no Chromium found (apt-get install -y chromium, or make test CHROMIUM=/path/to/chromium)"; \
@@ -51,9 +63,17 @@ bench: $(STAMP)
 bench-render: $(STAMP)
 	$(BIN)/python -m bench.bench_render_budget
 
+bench-cold-start: $(STAMP)
+	$(BIN)/python -m bench.bench_cold_start
+
 # CloudFormation package of a stage (STAGE=production by default) into build/package.
-package: $(STAMP)
-	CHALICE=$(BIN)/chalice PYTHON=$(BIN)/python infra/package.sh
+package: $(STAMP) $(LAMBDA_STAMP)
+	STAGE=$(STAGE) CHALICE=$(LAMBDA_VENV)/bin/chalice PYTHON=$(BIN)/python infra/package.sh
+
+# Package, upload the code, create or update the stack mmms-$(STAGE) (the migrations run
+# inside it). PARAMETERS="SubnetIds=subnet-a,subnet-b AlarmEmail=ops@example.org ...".
+deploy: package
+	STAGE=$(STAGE) infra/deploy.sh
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache $(JS)/node_modules

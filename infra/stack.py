@@ -11,9 +11,10 @@ The provider secret (``PROVIDER_SECRET_NAME``) is optional: ``ProviderSecretName
 the empty string when the stage does not set it, and the ``HasProviderSecret`` condition then
 leaves both the functions' variable and its ``GetSecretValue`` grant out of the template.
 
-    python infra/stack.py merge-template --stage dev --output build/merge-dev.json
-    python infra/stack.py queues-template --stage dev --output build/queues-dev.json
-    python infra/stack.py check build/package/sam.json
+    python -m infra.stack merge-template --stage dev --output build/merge-dev.json
+    python -m infra.stack queues-template --stage dev --output build/queues-dev.json
+    python -m infra.stack finalize build/package/sam.json   # + infra/operations.py
+    python -m infra.stack check build/package/sam.json
 
 ``queues-template`` is the queues alone (no functions): a stack for ``chalice deploy`` setups
 and for tests (:func:`create_queue_stack` deploys it, e.g. on moto's CloudFormation).
@@ -29,6 +30,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from infra.operations import PlatformError, add_platform
 
 ROOT = Path(__file__).resolve().parent.parent
 MERGE_TEMPLATE = ROOT / "infra" / "queues.json"
@@ -77,44 +80,48 @@ def stage_environment(stage: str, config_path: Path = CHALICE_CONFIG) -> dict[st
     }
 
 
-def _queue_name(url: str, variable: str) -> str:
-    name = url.rstrip("/").rsplit("/", 1)[-1]
-    if not name:
-        raise StackError(f"{variable} has no queue name: {url!r}")
+def _name(env: dict[str, str], variable: str) -> str:
+    name = env.get(variable, "")
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,80}", name):
+        raise StackError(f"{variable} is not a queue name: {name!r}")
     return name
 
 
 def stage_parameters(stage: str, config_path: Path = CHALICE_CONFIG) -> dict[str, str]:
-    """Parameter defaults for ``stage``: queue and secret names from its environment."""
+    """Parameter defaults for ``stage``: queue and secret names from its environment.
+
+    The config names queues, never their URLs (which hold an account id and a region): the
+    template creates the queues and hands their URLs to the functions.
+    """
     env = stage_environment(stage, config_path)
+    for url in ("MAIL_QUEUE_URL", "MAIL_RESULT_QUEUE_URL", "MAIL_EVENTS_QUEUE_URL"):
+        if env.get(url):
+            raise StackError(
+                f"stage {stage!r} sets {url}: name the queue ({url.removesuffix('_URL')}_NAME);"
+                " the template creates it and passes its URL"
+            )
     missing = [
         name
-        for name in ("MAIL_QUEUE_URL", "MAIL_RESULT_QUEUE_URL", "SECRET_NAME", "ADMIN_SECRET_NAME")
+        for name in (
+            "MAIL_QUEUE_NAME",
+            "MAIL_RESULT_QUEUE_NAME",
+            "SECRET_NAME",
+            "ADMIN_SECRET_NAME",
+        )
         if not env.get(name)
     ]
     if missing:
         raise StackError(f"stage {stage!r} does not set {', '.join(missing)}")
-    processing = _queue_name(env["MAIL_QUEUE_URL"], "MAIL_QUEUE_URL")
-    consumed = env.get("MAIL_QUEUE_NAME", processing)
-    if consumed != processing:
-        raise StackError(
-            f"stage {stage!r}: MAIL_QUEUE_NAME ({consumed}) is not the queue of MAIL_QUEUE_URL"
-            f" ({processing}); the consumer would listen to another queue than the API fills"
-        )
-    dead_letter = processing.removesuffix("-queue") + "-dlq"
+    processing = _name(env, "MAIL_QUEUE_NAME")
     parameters = {
         "ProcessingQueueName": processing,
-        "DeadLetterQueueName": dead_letter,
-        "ResultQueueName": _queue_name(env["MAIL_RESULT_QUEUE_URL"], "MAIL_RESULT_QUEUE_URL"),
+        "DeadLetterQueueName": processing.removesuffix("-queue") + "-dlq",
+        "ResultQueueName": _name(env, "MAIL_RESULT_QUEUE_NAME"),
         "DatabaseSecretName": env["SECRET_NAME"],
         "AdminSecretName": env["ADMIN_SECRET_NAME"],
     }
-    if env.get("MAIL_EVENTS_QUEUE_URL"):
-        events = _queue_name(env["MAIL_EVENTS_QUEUE_URL"], "MAIL_EVENTS_QUEUE_URL")
-        if env.get("MAIL_EVENTS_QUEUE_NAME", events) != events:
-            raise StackError(
-                f"stage {stage!r}: MAIL_EVENTS_QUEUE_NAME is not the queue of MAIL_EVENTS_QUEUE_URL"
-            )
+    if env.get("MAIL_EVENTS_QUEUE_NAME"):
+        events = _name(env, "MAIL_EVENTS_QUEUE_NAME")
         parameters["EventsQueueName"] = events
         parameters["EventsDeadLetterQueueName"] = events.removesuffix("-queue") + "-dlq"
     if env.get("SES_CONFIGURATION_SET"):
@@ -224,15 +231,22 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--output", help="file to write (default: stdout)")
     check = commands.add_parser("check", help="validate a packaged sam.json")
     check.add_argument("sam_json")
+    finalize = commands.add_parser(
+        "finalize", help="add the platform (infra/operations.py) to a packaged sam.json, in place"
+    )
+    finalize.add_argument("sam_json")
     args = parser.parse_args(argv)
     try:
         if args.command == "merge-template":
             _write(merge_template(args.stage), args.output)
         elif args.command == "queues-template":
             _write(queues_template(args.stage), args.output)
+        elif args.command == "finalize":
+            template = json.loads(Path(args.sam_json).read_text(encoding="utf-8"))
+            _write(add_platform(template), args.sam_json)
         else:
             check_packaged(Path(args.sam_json))
-    except StackError as err:
+    except (StackError, PlatformError) as err:
         sys.stderr.write(f"infra/stack.py: {err}\n")
         return 1
     return 0

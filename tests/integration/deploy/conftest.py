@@ -28,6 +28,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
+LAMBDA_BIN = BIN.parent / "lambda" / "bin"
 REGION = "eu-central-1"
 ACCOUNT_ID = "123456789012"
 PSEUDO = {
@@ -99,7 +100,7 @@ class Packaged:
             return value
         if len(value) == 1:
             ((function, argument),) = value.items()
-            if function in {"Ref", "Fn::GetAtt", "Fn::Sub", "Fn::If"}:
+            if function in {"Ref", "Fn::GetAtt", "Fn::Sub", "Fn::If", "Fn::Join"}:
                 return self._intrinsic(function, argument)
         resolved = {k: self.resolve(v) for k, v in value.items()}
         return {k: v for k, v in resolved.items() if v is not NO_VALUE}
@@ -109,6 +110,9 @@ class Packaged:
             return self._ref(argument)
         if function == "Fn::GetAtt":
             return self._get_att(*argument)
+        if function == "Fn::Join":
+            separator, items = argument
+            return separator.join(str(item) for item in self.resolve(items))
         if function == "Fn::If":
             condition, if_true, if_false = argument
             return self.resolve(if_true if self.condition(condition) else if_false)
@@ -127,7 +131,10 @@ class Packaged:
         if name in PSEUDO:
             return PSEUDO[name]
         if name in self.template.get("Parameters", {}):
-            return {**self.defaults(), **self.overrides}[name]
+            value = {**self.defaults(), **self.overrides}[name]
+            if self.template["Parameters"][name]["Type"] == "CommaDelimitedList":
+                return value.split(",") if value else []
+            return value
         resource = self.resources[name]
         if resource["Type"] == "AWS::SQS::Queue":
             return f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT_ID}/{self.queue_name(name)}"
@@ -151,7 +158,9 @@ class Packaged:
         role_ref = self.resources[function]["Properties"]["Role"]
         assert role_ref == {"Fn::GetAtt": [role_ref["Fn::GetAtt"][0], "Arn"]}
         role = self.resources[role_ref["Fn::GetAtt"][0]]
-        assert "ManagedPolicyArns" not in role["Properties"]
+        # AWS's VPC access policy, only when the stack runs in subnets (infra/operations.py).
+        managed = self.resolve(role["Properties"]).get("ManagedPolicyArns")
+        assert managed is None if not self.condition("InVpc") else len(managed) == 1
         return [
             self.resolve(statement)
             for policy in role["Properties"]["Policies"]
@@ -204,7 +213,8 @@ def package(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Package
                 **os.environ,
                 "STAGE": stage,
                 "OUT": str(out),
-                "CHALICE": str(BIN / "chalice"),
+                # Chalice on Python 3.12 (`make test` builds .venv/lambda): SnapStart's runtime.
+                "CHALICE": str(LAMBDA_BIN / "chalice"),
                 "PYTHON": sys.executable,
                 "AWS_DEFAULT_REGION": PSEUDO["AWS::Region"],
             }

@@ -60,34 +60,44 @@ def test_the_stack_creates_queues_whose_messages_reach_the_dlq_after_max_receive
 
 
 @pytest.mark.parametrize("stage", ["dev", "production"])
-def test_chalice_deploy_config_names_one_queue_set_per_stage(
+def test_the_config_names_queues_and_secrets_without_any_account_or_region(
     stage: str, chalice_config: dict[str, Any]
 ) -> None:
-    """`chalice deploy` uses config.json as is: the consumer's queue (MAIL_QUEUE_NAME, read
-    by app.py at deploy time), the URLs and the stage's IAM policy file must agree."""
-    parameters = stage_parameters(stage)  # raises if MAIL_QUEUE_NAME and the URL disagree
+    """The repository holds names only: the template creates the queues in whatever account
+    and region it is deployed to and hands their URLs to the functions. The stage's policy
+    file (used by `chalice package` before the merge replaces it) names them in any account."""
+    parameters = stage_parameters(stage)
     env = {
         **chalice_config.get("environment_variables", {}),
         **chalice_config["stages"][stage]["environment_variables"],
     }
+    assert not {"MAIL_QUEUE_URL", "MAIL_RESULT_QUEUE_URL", "MAIL_EVENTS_QUEUE_URL"} & set(env)
     assert env["MAIL_QUEUE_NAME"] == parameters["ProcessingQueueName"]
-    account = env["MAIL_QUEUE_URL"].split("/")[-2]
-    region = env["MAIL_QUEUE_URL"].split(".")[1]
+    assert env["MAIL_RESULT_QUEUE_NAME"] == parameters["ResultQueueName"]
+    assert env["MAIL_EVENTS_QUEUE_NAME"] == parameters["EventsQueueName"]
+    for path in [ROOT / ".chalice" / "config.json", *(ROOT / ".chalice").glob("policy-*.json")]:
+        text = path.read_text()
+        assert not re.search(r"\d{12}", text), f"{path.name} holds an account id"
+        assert not re.search(r"[a-z]{2}-[a-z]+-\d", text), f"{path.name} holds a region"
 
     policy_file = chalice_config["stages"][stage]["iam_policy_file"]
-    assert policy_file == f"policy-{stage}.json"
-    policy = json.loads((ROOT / ".chalice" / policy_file).read_text())
-    statements = policy["Statement"]
-    for queue in (parameters["ProcessingQueueName"], parameters["ResultQueueName"]):
-        assert allows(statements, "sqs:SendMessage", f"arn:aws:sqs:{region}:{account}:{queue}")
-    assert env["MAIL_EVENTS_QUEUE_NAME"] == parameters["EventsQueueName"]
-    for consumed in (parameters["ProcessingQueueName"], parameters["EventsQueueName"]):
-        arn = f"arn:aws:sqs:{region}:{account}:{consumed}"
-        for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"):
-            assert allows(statements, action, arn)
-    for secret in (parameters["DatabaseSecretName"], parameters["AdminSecretName"]):
-        arn = f"arn:aws:secretsmanager:{region}:{account}:secret:{secret}-AbCdEf"
-        assert allows(statements, "secretsmanager:GetSecretValue", arn)
+    statements = json.loads((ROOT / ".chalice" / policy_file).read_text())["Statement"]
+    for account, region in (("111122223333", "eu-west-1"), ("444455556666", "us-east-2")):
+        for queue in (parameters["ProcessingQueueName"], parameters["ResultQueueName"]):
+            assert allows(statements, "sqs:SendMessage", f"arn:aws:sqs:{region}:{account}:{queue}")
+        for secret in (parameters["DatabaseSecretName"], parameters["AdminSecretName"]):
+            arn = f"arn:aws:secretsmanager:{region}:{account}:secret:{secret}-AbCdEf"
+            assert allows(statements, "secretsmanager:GetSecretValue", arn)
+
+
+def test_a_queue_url_in_the_config_is_refused(tmp_path: Path) -> None:
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    env = config["stages"]["dev"]["environment_variables"]
+    env["MAIL_QUEUE_URL"] = "https://sqs.eu-central-1.amazonaws.com/123456789012/q"
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    with pytest.raises(StackError, match="MAIL_QUEUE_NAME"):
+        stage_parameters("dev", path)
 
 
 def test_queues_json_as_is_is_the_production_stage(tmp_path: Path) -> None:
