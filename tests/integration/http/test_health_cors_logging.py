@@ -122,6 +122,9 @@ def test_liveness_needs_no_configuration(monkeypatch: pytest.MonkeyPatch) -> Non
         monkeypatch.delenv(name, raising=False)
     # Secrets Manager where nothing listens: unreachable whatever credentials the machine has.
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{unused_port()}")
+    # The stages name queues, not URLs (the template passes those): give readiness some.
+    monkeypatch.setenv("MAIL_QUEUE_URL", f"http://127.0.0.1:{unused_port()}/0/q")
+    monkeypatch.setenv("MAIL_RESULT_QUEUE_URL", f"http://127.0.0.1:{unused_port()}/0/r")
     use_container(None)
     gateway.install()
     import app
