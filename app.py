@@ -20,6 +20,7 @@ from chalicelib.controllers import (
     queue_consumer,
     status,
     suppressions,
+    templates,
     webhooks,
 )
 from chalicelib.http.context import RequestContext
@@ -31,14 +32,17 @@ from chalicelib.models.api_keys import (
     AddOriginsRequest,
     ApiKeyCreated,
     ApiKeyDeleted,
+    ApiKeyDetails,
     CreateApiKeyRequest,
     OriginsAdded,
+    UpdateApiKeyRequest,
 )
 from chalicelib.models.lifecycle import (
     AddSuppressionsRequest,
     EmailStatusData,
     EmailStatusQuery,
     MailgunWebhook,
+    PageQuery,
     RecipientStatusData,
     SendGridWebhook,
     SuppressionDeleted,
@@ -48,6 +52,17 @@ from chalicelib.models.lifecycle import (
     WebhookAccepted,
 )
 from chalicelib.models.mail import QueuedData, SendMailRequest, SingleSendData
+from chalicelib.models.templates import (
+    PreviewRequest,
+    TemplateArchived,
+    TemplateList,
+    TemplateOut,
+    TemplatePreview,
+    TemplateRequest,
+    TemplateVersionQuery,
+)
+
+_TEMPLATE_ID = "$response.body#/data/template_id"
 
 app = WarmableChalice(app_name="mmms")  # answers the scheduled warm-up event itself
 if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start":
@@ -85,12 +100,39 @@ def get_readiness(ctx: RequestContext) -> Response:
         200: {
             "AddOrigins": ("add_api_key_origins", {"api_key": "$response.body#/data/key_id"}),
             "DeleteKey": ("delete_api_key", {"api_key": "$response.body#/data/key_id"}),
+            "ShowKey": ("get_api_key", {"api_key": "$response.body#/data/key_id"}),
+            "UpdateKey": ("update_api_key", {"api_key": "$response.body#/data/key_id"}),
         }
     },
     error_statuses=(401, 413, 422, 503),
 )
 def create_api_key(ctx: RequestContext) -> Response:
     return api_keys.create_api_key(ctx, container())
+
+
+@router.route(
+    "/v1/api-key/{api_key}",
+    "GET",
+    summary="An API key's metadata, policy (defaults filled in) and today's recipients",
+    auth=Auth.ADMIN,
+    response_model=ApiKeyDetails,
+    error_statuses=(401, 404, 503),
+)
+def get_api_key(ctx: RequestContext, api_key: str) -> Response:
+    return api_keys.get_api_key(ctx, container(), api_key)
+
+
+@router.route(
+    "/v1/api-key/{api_key}",
+    "PATCH",
+    summary="Change an API key's policy (and a server key's allowed_ips)",
+    auth=Auth.ADMIN,
+    request_model=UpdateApiKeyRequest,
+    response_model=ApiKeyDetails,
+    error_statuses=(401, 404, 409, 413, 422, 503),
+)
+def update_api_key(ctx: RequestContext, api_key: str) -> Response:
+    return api_keys.update_api_key(ctx, container(), api_key)
 
 
 @router.route(
@@ -119,6 +161,92 @@ def add_api_key_origins(ctx: RequestContext, api_key: str) -> Response:
 
 
 @router.route(
+    "/v1/templates",
+    "POST",
+    summary="Store a template (version 1), checked by rendering its sample_params",
+    auth=Auth.ADMIN,
+    request_model=TemplateRequest,
+    response_model=TemplateOut,
+    success_status=201,
+    links={
+        201: {
+            "ShowTemplate": ("get_template", {"template_id": _TEMPLATE_ID}),
+            "NewVersion": ("put_template", {"template_id": _TEMPLATE_ID}),
+            "PreviewTemplate": ("preview_template", {"template_id": _TEMPLATE_ID}),
+            "ArchiveTemplate": ("archive_template", {"template_id": _TEMPLATE_ID}),
+        }
+    },
+    error_statuses=(401, 413, 422, 503),
+)
+def create_template(ctx: RequestContext) -> Response:
+    return templates.create_template(ctx, container())
+
+
+@router.route(
+    "/v1/templates",
+    "GET",
+    summary="Stored templates, latest versions (paged)",
+    auth=Auth.ADMIN,
+    query_model=PageQuery,
+    response_model=TemplateList,
+    error_statuses=(401, 422, 503),
+)
+def list_templates(ctx: RequestContext) -> Response:
+    return templates.list_templates(ctx, container())
+
+
+@router.route(
+    "/v1/templates/{template_id}",
+    "GET",
+    summary="A stored template (?version=n, default the latest)",
+    auth=Auth.ADMIN,
+    query_model=TemplateVersionQuery,
+    response_model=TemplateOut,
+    error_statuses=(401, 404, 422, 503),
+)
+def get_template(ctx: RequestContext, template_id: str) -> Response:
+    return templates.get_template(ctx, container(), template_id)
+
+
+@router.route(
+    "/v1/templates/{template_id}",
+    "PUT",
+    summary="A new version of a stored template (old versions stay, immutable)",
+    auth=Auth.ADMIN,
+    request_model=TemplateRequest,
+    response_model=TemplateOut,
+    error_statuses=(401, 404, 413, 422, 503),
+)
+def put_template(ctx: RequestContext, template_id: str) -> Response:
+    return templates.new_version(ctx, container(), template_id)
+
+
+@router.route(
+    "/v1/templates/{template_id}",
+    "DELETE",
+    summary="Archive a stored template (new sends get 404; queued mail still renders)",
+    auth=Auth.ADMIN,
+    response_model=TemplateArchived,
+    error_statuses=(401, 404, 503),
+)
+def archive_template(ctx: RequestContext, template_id: str) -> Response:
+    return templates.archive_template(ctx, container(), template_id)
+
+
+@router.route(
+    "/v1/templates/{template_id}/preview",
+    "POST",
+    summary="Render a stored template (admin, or an API key allowed to use it)",
+    auth=Auth.ADMIN_OR_API_KEY,
+    request_model=PreviewRequest,
+    response_model=TemplatePreview,
+    error_statuses=(401, 403, 404, 413, 422, 429, 503),
+)
+def preview_template(ctx: RequestContext, template_id: str) -> Response:
+    return templates.preview_template(ctx, container(), template_id)
+
+
+@router.route(
     "/v1/mail",
     "POST",
     summary="Send an email to one recipient now, or queue many",
@@ -141,7 +269,7 @@ def add_api_key_origins(ctx: RequestContext, api_key: str) -> Response:
         },
         202: {"EmailStatus": ("get_email_status", {"email_id": "$request.body#/email_id"})},
     },
-    error_statuses=(400, 401, 413, 422, 429, 503),
+    error_statuses=(400, 401, 403, 404, 413, 422, 429, 503),
     extra_responses={
         202: (
             "Queued: two or more recipients (BulkAcceptedData), or one recipient queued for"

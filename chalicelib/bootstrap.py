@@ -29,15 +29,18 @@ from chalicelib.repositories.api_keys import ApiKeyRepository
 from chalicelib.repositories.deliveries import DeliveryRepository
 from chalicelib.repositories.delivery_events import DeliveryEventRepository
 from chalicelib.repositories.delivery_status import DeliveryStatusRepository
+from chalicelib.repositories.key_limits import KeyLimitRepository
 from chalicelib.repositories.rate_limits import RateLimitRepository
 from chalicelib.repositories.send_leases import SendLeaseRepository
 from chalicelib.repositories.send_rate import SendSlotRepository
 from chalicelib.repositories.suppressions import SuppressionRepository, WebhookTokenRepository
+from chalicelib.repositories.templates import TemplateRepository
 from chalicelib.secrets import SecretStore
 from chalicelib.services.api_keys import AdminAuthenticator, ApiKeyService
 from chalicelib.services.consumer import QueueConsumer, RetryPolicy
 from chalicelib.services.delivery import DeliveryService
 from chalicelib.services.events import EventService, InlineEvents
+from chalicelib.services.key_policy import PolicyDefaults, SendGate
 from chalicelib.services.mail import MailLimits, MailService
 from chalicelib.services.rate_limit import RateLimiter
 from chalicelib.services.recovery import RecoveryService
@@ -45,12 +48,15 @@ from chalicelib.services.render_budget import RenderBudget
 from chalicelib.services.send_rate import SendRateGovernor
 from chalicelib.services.sending import MailSender
 from chalicelib.services.status import StatusService
+from chalicelib.services.stored_templates import StoredTemplateService
 from chalicelib.services.suppressions import SuppressionService
 from chalicelib.services.webhooks import WebhookKeys, WebhookService
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sqs import SQSClient
+
+    from chalicelib.captcha import SiteverifyCaptcha
 
 
 @dataclass
@@ -76,6 +82,9 @@ class Container:
     status: StatusService
     webhooks: WebhookService
     webhook_tokens: WebhookTokenRepository
+    key_limits: KeyLimitRepository
+    send_gate: SendGate
+    templates: StoredTemplateService
 
     def close(self) -> None:
         self.delivery.close()
@@ -178,6 +187,35 @@ def render_budget(settings: Settings) -> RenderBudget:
     )
 
 
+def captcha_verifier(settings: Settings, secrets: SecretStore) -> SiteverifyCaptcha | None:
+    """The CAPTCHA verifier of CAPTCHA_PROVIDER; its secret is read on first use."""
+    if settings.captcha_provider is None:
+        return None
+    from chalicelib.captcha import VERIFY_URLS, SiteverifyCaptcha
+
+    secret, secret_name = settings.captcha_secret, settings.captcha_secret_name
+
+    def read_secret() -> str:
+        if secret is not None:
+            return secret.get_secret_value()
+        return secrets.get_string(str(secret_name)).strip()
+
+    return SiteverifyCaptcha(
+        settings.captcha_provider,
+        settings.captcha_verify_url or VERIFY_URLS[settings.captcha_provider],
+        read_secret,
+        timeout_seconds=settings.captcha_timeout_seconds,
+    )
+
+
+def policy_defaults(settings: Settings) -> PolicyDefaults:
+    return PolicyDefaults(
+        max_recipients=settings.max_recipients,
+        browser_daily_quota=settings.browser_key_daily_quota,
+        browser_per_ip_per_minute=settings.browser_key_per_ip_per_minute,
+    )
+
+
 def webhook_keys(settings: Settings) -> WebhookKeys:
     public_key = None
     if settings.sendgrid_webhook_public_key:
@@ -252,10 +290,17 @@ def build_container(
     events = EventService(DeliveryEventRepository(database), suppressions, delivery)
     inline_events.bind(events)
     webhook_tokens = WebhookTokenRepository(database)
+    key_limits = KeyLimitRepository(database)
+    captcha = captcha_verifier(settings, secrets)
     return Container(
         settings=settings,
         database=database,
-        api_keys=ApiKeyService(ApiKeyRepository(database)),
+        api_keys=ApiKeyService(
+            ApiKeyRepository(database),
+            key_limits,
+            policy_defaults(settings),
+            captcha_configured=captcha is not None,
+        ),
         admin=AdminAuthenticator(resolve_admin_token(settings, secrets)),
         sender=sender,
         processing_queue=processing,
@@ -302,6 +347,11 @@ def build_container(
         status=StatusService(delivery_status),
         webhooks=WebhookService(events, webhook_tokens, keys),
         webhook_tokens=webhook_tokens,
+        key_limits=key_limits,
+        send_gate=SendGate(captcha),
+        templates=StoredTemplateService(
+            TemplateRepository(database), render_budget(settings), settings.max_template_bytes
+        ),
     )
 
 

@@ -84,6 +84,17 @@ class Settings(BaseSettings):
     # Requests per API key per minute on API-key routes (429 beyond); 0 turns it off.
     rate_limit_per_minute: int = Field(default=600, ge=0)
 
+    # Keys a browser can carry (SPEC 12): what a browser key's policy defaults to.
+    browser_key_daily_quota: int = Field(default=10_000, ge=1)
+    browser_key_per_ip_per_minute: int = Field(default=60, ge=1)
+    # CAPTCHA for keys with require_captcha: the provider's siteverify form, and its secret
+    # (CAPTCHA_SECRET, or a Secrets Manager secret named by CAPTCHA_SECRET_NAME).
+    captcha_provider: Literal["turnstile", "hcaptcha", "recaptcha"] | None = None
+    captcha_secret: SecretStr | None = None
+    captcha_secret_name: str | None = None
+    captcha_verify_url: str | None = None
+    captcha_timeout_seconds: float = Field(default=5.0, gt=0, le=20)
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("cors_allow_origins", mode="before")
@@ -113,6 +124,10 @@ class Settings(BaseSettings):
                 "ABANDON_AFTER_SECONDS must exceed MAIL_QUEUE_MAX_RECEIVES x"
                 " RETRY_MAX_DELAY_SECONDS, or recipients still being retried are reported failed"
             )
+        if self.captcha_provider and not (self.captcha_secret or self.captcha_secret_name):
+            raise ValueError("CAPTCHA_PROVIDER needs CAPTCHA_SECRET or CAPTCHA_SECRET_NAME")
+        if (self.captcha_secret or self.captcha_secret_name) and not self.captcha_provider:
+            raise ValueError("CAPTCHA_SECRET(_NAME) is set but CAPTCHA_PROVIDER is not")
         if self.db_pool_min_size > self.db_pool_max_size:
             raise ValueError("DB_POOL_MIN_SIZE must not exceed DB_POOL_MAX_SIZE")
         return self

@@ -10,7 +10,9 @@ the SPEC section 3 envelope in exactly one place (:func:`envelope_for`).
     ├── ClientError                      the caller can fix the request (4xx)
     │   ├── BusinessRuleError            400 business_error
     │   ├── UnauthorizedError            401 unauthorized
+    │   ├── ForbiddenError               403 forbidden: the key's policy refuses the request
     │   ├── NotFoundError                404 not_found
+    │   ├── ConflictError                409 conflict: the resource's state refuses the action
     │   ├── MethodNotAllowedError        405 method_not_allowed
     │   ├── PayloadTooLargeError         413 payload_too_large
     │   ├── UnsupportedMediaTypeError    415 unsupported_media_type
@@ -18,7 +20,8 @@ the SPEC section 3 envelope in exactly one place (:func:`envelope_for`).
     │   └── RateLimitedError             429 rate_limited (Retry-After)
     ├── ServiceUnavailableError          503 service_unavailable: nothing was half-done
     │   ├── DatabaseUnavailableError
-    │   └── QueueUnavailableError
+    │   ├── QueueUnavailableError
+    │   └── CaptchaUnavailableError      the CAPTCHA verifier cannot say
     ├── ConfigurationError               a setting is missing or invalid (start-up)
     ├── BatchIncompleteError             some SQS records must be retried (raised to Lambda)
     └── ProviderError                    raised by mail providers (``chalicelib.providers``)
@@ -73,6 +76,14 @@ class UnauthorizedError(ClientError):
         super().__init__(f"Unauthorized - {reason}")
 
 
+class ForbiddenError(ClientError):
+    """The key is known but its policy refuses this request; ``details[].loc`` names the field."""
+
+    status = 403
+    error_type = "forbidden"
+    error = "Forbidden"
+
+
 class NotFoundError(ClientError):
     status = 404
     error_type = "not_found"
@@ -90,6 +101,14 @@ class MethodNotAllowedError(ClientError):
 
     def headers(self) -> dict[str, str]:
         return {"Allow": ", ".join(self.allowed)}
+
+
+class ConflictError(ClientError):
+    """The resource is in a state that refuses the action (SPEC 3)."""
+
+    status = 409
+    error_type = "conflict"
+    error = "Conflict"
 
 
 class PayloadTooLargeError(ClientError):
@@ -144,6 +163,11 @@ class DatabaseUnavailableError(ServiceUnavailableError):
 class QueueUnavailableError(ServiceUnavailableError):
     def __init__(self, message: str = "The queue is unreachable; nothing was queued") -> None:
         super().__init__(message)
+
+
+class CaptchaUnavailableError(ServiceUnavailableError):
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"The CAPTCHA could not be verified ({reason}); try again shortly")
 
 
 class ConfigurationError(MMMSError):

@@ -21,7 +21,10 @@ _REF = "#/components/schemas/{model}"
 _ERROR_DESCRIPTIONS = {
     400: "Business rule broken or message rejected",
     401: "Unauthorized (for webhooks: a missing, bad or stale signature, or a replay)",
+    403: "Forbidden: the key's policy refuses this request (details[].loc names the field);"
+    " a server key used with an Origin or from an address it does not allow",
     404: "Not found",
+    409: "Conflict: the resource is in a state that refuses the action",
     405: "Method not allowed",
     413: "Payload too large",
     415: "Unsupported media type",
@@ -79,13 +82,11 @@ def _operation(spec: RouteSpec, refs: dict[type[BaseModel], str]) -> dict[str, A
     parameters = _path_parameters(spec.path)
     if spec.query_model is not None:
         parameters += _query_parameters(spec.query_model)
-    if spec.auth is Auth.API_KEY:
-        operation["security"] = [{"ApiKey": []}]
-        parameters.append(
-            {"name": "Origin", "in": "header", "required": True, "schema": {"type": "string"}}
-        )
-    elif spec.auth is Auth.ADMIN:
-        operation["security"] = [{"AdminToken": []}]
+    security = _security(spec.auth)
+    if security:
+        operation["security"] = security
+    if spec.auth in (Auth.API_KEY, Auth.ADMIN_OR_API_KEY):
+        parameters.append(_ORIGIN_HEADER)
     if parameters:
         operation["parameters"] = parameters
     if spec.request_model is not None:
@@ -109,7 +110,8 @@ def _operation(spec: RouteSpec, refs: dict[type[BaseModel], str]) -> dict[str, A
         if status == 429:
             responses["429"]["headers"] = {
                 "Retry-After": {
-                    "description": "Seconds until the key's window ends",
+                    "description": "Seconds until the limit's window ends (the minute, or"
+                    " the UTC day for the daily recipient quota)",
                     "schema": {"type": "integer", "minimum": 1},
                 }
             }
@@ -117,13 +119,33 @@ def _operation(spec: RouteSpec, refs: dict[type[BaseModel], str]) -> dict[str, A
     return operation
 
 
+_ORIGIN_HEADER = {
+    "name": "Origin",
+    "in": "header",
+    "required": False,
+    "description": "Browser keys: required, one of the key's origins. Server keys: never (a"
+    " request with an Origin is refused with 403)",
+    "schema": {"type": "string"},
+}
+
+
+def _security(auth: Auth) -> list[dict[str, list[str]]]:
+    schemes: dict[Auth, list[dict[str, list[str]]]] = {
+        Auth.PUBLIC: [],
+        Auth.API_KEY: [{"ApiKey": []}],
+        Auth.ADMIN: [{"AdminToken": []}],
+        Auth.ADMIN_OR_API_KEY: [{"AdminToken": []}, {"ApiKey": []}],
+    }
+    return schemes[auth]
+
+
 def error_statuses(spec: RouteSpec) -> set[int]:
     """Every error status the route can answer: its own, and those its auth and inputs imply."""
     statuses = {*spec.error_statuses, *_ALWAYS}
     if spec.auth is not Auth.PUBLIC:
         statuses.add(401)
-    if spec.auth is Auth.API_KEY:
-        statuses.add(429)
+    if spec.auth in (Auth.API_KEY, Auth.ADMIN_OR_API_KEY):
+        statuses |= {403, 429}
     if spec.request_model is not None or spec.query_model is not None or parameter_names(spec.path):
         statuses.add(422)
     if spec.request_model is not None:

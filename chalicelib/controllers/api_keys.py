@@ -11,30 +11,51 @@ from chalicelib.models.api_keys import (
     AddOriginsRequest,
     ApiKeyCreated,
     ApiKeyDeleted,
+    ApiKeyDetails,
     CreateApiKeyRequest,
+    KeyPolicyOut,
     OriginOut,
     OriginsAdded,
+    UpdateApiKeyRequest,
 )
+from chalicelib.services.api_keys import KeyDetails
 
 
 def create_api_key(ctx: RequestContext, services: Container) -> Response:
     body = ctx.body(CreateApiKeyRequest)
     new = services.api_keys.create(
-        name=body.name, origin_names=body.origin_names, expires_at=body.expires_at, mode=body.mode
+        name=body.name,
+        origin_names=body.origin_names,
+        expires_at=body.expires_at,
+        mode=body.mode,
+        kind=body.kind,
+        allowed_ips=body.allowed_ips,
+        policy=body.policy.given(),
     )
     record = new.record
+    details = _details(KeyDetails(record, services.api_keys.policy_of(record), recipients_today=0))
     return success(
         "API key created successfully",
         ApiKeyCreated(
-            key_id=str(record.id),
-            name=record.name,
+            **details.model_dump(),
             api_key=new.api_key,
-            is_active=record.is_active,
-            created_at=record.created_at,
             origins=[OriginOut(name=o.name, created_at=o.created_at) for o in record.origins],
-            expires_at=record.expires_at,
         ),
     )
+
+
+def get_api_key(ctx: RequestContext, services: Container, api_key: str) -> Response:
+    return success("API key", _details(services.api_keys.details(api_key)))
+
+
+def update_api_key(ctx: RequestContext, services: Container, api_key: str) -> Response:
+    body = ctx.body(UpdateApiKeyRequest)
+    details = services.api_keys.update(
+        api_key,
+        policy_changes=body.policy.given() if body.policy is not None else None,
+        allowed_ips=body.allowed_ips,
+    )
+    return success("API key updated successfully", _details(details))
 
 
 def delete_api_key(ctx: RequestContext, services: Container, api_key: str) -> Response:
@@ -51,4 +72,21 @@ def add_origins(ctx: RequestContext, services: Container, api_key: str) -> Respo
             api_key=api_key,
             added_origins=[OriginOut(name=o.name, created_at=o.created_at) for o in origins],
         ),
+    )
+
+
+def _details(details: KeyDetails) -> ApiKeyDetails:
+    record = details.record
+    return ApiKeyDetails(
+        key_id=str(record.id),
+        name=record.name,
+        kind="server" if record.kind == "server" else "browser",
+        mode="test" if record.mode == "test" else "live",
+        is_active=record.is_active,
+        origin_names=[o.name for o in record.origins],
+        allowed_ips=list(record.allowed_ips),
+        policy=KeyPolicyOut(**details.policy.as_dict()),
+        created_at=record.created_at,
+        expires_at=record.expires_at,
+        recipients_today=details.recipients_today,
     )

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
-from chalice.app import Chalice, Response
+from chalice.app import Chalice, Request, Response
 from pydantic import BaseModel
 
 from chalicelib.bootstrap import Container
@@ -38,6 +38,7 @@ from chalicelib.http.context import current_request_id as _request_id
 from chalicelib.http.cors import preflight_response
 from chalicelib.http.responses import error_response
 from chalicelib.models.paths import path_model
+from chalicelib.services.api_keys import Caller
 
 View = Callable[..., Response]
 ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
@@ -49,6 +50,8 @@ class Auth(enum.Enum):
     PUBLIC = "public"
     API_KEY = "api_key"
     ADMIN = "admin"
+    # The admin token when an Authorization header is sent, else an API key.
+    ADMIN_OR_API_KEY = "admin_or_api_key"
 
 
 @dataclass(frozen=True)
@@ -148,20 +151,30 @@ class Router:
                 if len(request.raw_body) > max_bytes:
                     raise PayloadTooLargeError(f"Request body exceeds {max_bytes} bytes")
             caller = None
-            if spec.auth is Auth.ADMIN:
+            auth = spec.auth
+            if auth is Auth.ADMIN_OR_API_KEY:
+                auth = Auth.ADMIN if "authorization" in request.headers else Auth.API_KEY
+            if auth is Auth.ADMIN:
                 self._services().admin.authenticate(request.headers.get("authorization"))
-            elif spec.auth is Auth.API_KEY:
-                caller = self._services().api_keys.authenticate(
-                    request.headers.get("x-api-key"), request.headers.get("origin")
-                )
-                CALLER_KEY_ID.set(str(caller.key_id))
-                VERIFIED_ORIGIN.set(caller.origin)
-                self._services().rate_limiter.check(caller.key_id)
+            elif auth is Auth.API_KEY:
+                caller = self._caller(request)
             ctx = RequestContext(request=request, request_id=_request_id(), caller=caller)
             return view(ctx, **decode_path_parameters(spec.path, params))
 
         endpoint.__name__ = spec.name
         return self._guarded(endpoint)
+
+    def _caller(self, request: Request) -> Caller:
+        """The API key's caller, counted against the key's rate limits (429 beyond)."""
+        services = self._services()
+        caller = services.api_keys.authenticate(
+            request.headers.get("x-api-key"), request.headers.get("origin"), source_ip(request)
+        )
+        CALLER_KEY_ID.set(str(caller.key_id))
+        VERIFIED_ORIGIN.set(caller.origin or None)
+        services.rate_limiter.check(caller.key_id)
+        services.api_keys.check_client_ip(caller)
+        return caller
 
     @staticmethod
     def _guarded(handler: Callable[..., Response]) -> Callable[..., Response]:
@@ -223,6 +236,14 @@ def decode_path_parameters(path: str, raw: dict[str, str]) -> dict[str, str]:
         raise RequestValidationError(errors)
     validated: dict[str, str] = path_model(path).model_validate(decoded).model_dump()
     return validated
+
+
+def source_ip(request: Request) -> str | None:
+    """The caller's address as API Gateway saw it (``requestContext.identity.sourceIp``; the
+    local server puts its peer there). Never X-Forwarded-For, which any client writes."""
+    identity = request.context.get("identity") or {}
+    value = identity.get("sourceIp") if isinstance(identity, dict) else None
+    return value if isinstance(value, str) and value else None
 
 
 def _slug(path: str) -> str:

@@ -15,7 +15,16 @@ import re
 from typing import Annotated, Any
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    RootModel,
+    StrictInt,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from chalicelib.models.common import (
     EMAIL_PATTERN,
@@ -25,6 +34,7 @@ from chalicelib.models.common import (
     RequestModel,
     UtcDatetime,
 )
+from chalicelib.models.templates import Params, TemplateId
 
 MAX_ID_LENGTH = 200
 
@@ -156,6 +166,9 @@ class RecipientIn(RequestModel):
     mail: EmailAddress
     company: Annotated[str, Field(max_length=200)] | None = None
     emailRecipientId: Identifier | None = None
+    params: Params = Field(
+        default_factory=dict, description="This recipient's params (over the request's)"
+    )
 
 
 class AttachmentIn(RequestModel):
@@ -174,20 +187,57 @@ class AttachmentIn(RequestModel):
     ] = Field(description="base64")
 
 
-class SendMailRequest(RequestModel):
-    """The body of POST /v1/mail."""
+INLINE_FIELDS = ("subject", "html_template", "text_template")
+STORED_FIELDS = ("template_id", "template_version")
 
-    recipients: list[RecipientIn] = Field(
-        min_length=1,
-        description="Distinct recipients: by emailRecipientId, else by address in any case"
-        " (a duplicate is a 422)",
-    )
+
+def _one_template_source(schema: dict[str, Any]) -> None:
+    """State in the document what the model checks: inline templates (``subject`` and
+    ``html_template``) or a stored one (``template_id``), never both."""
+    schema["oneOf"] = [
+        {
+            "title": "Inline templates",
+            "required": ["subject", "html_template"],
+            "properties": {
+                "subject": {"type": "string"},
+                "html_template": {"type": "string"},
+                **{field: {"type": "null"} for field in STORED_FIELDS},
+            },
+        },
+        {
+            "title": "A stored template",
+            "required": ["template_id"],
+            "properties": {
+                "template_id": {"type": "string"},
+                **{field: {"type": "null"} for field in INLINE_FIELDS},
+            },
+        },
+    ]
+
+
+class MailFields(RequestModel):
+    """Every field of POST /v1/mail but ``recipients`` (a campaign takes the same)."""
+
+    model_config = ConfigDict(json_schema_extra=_one_template_source)
+
     sender_name: DisplayName | None = None
     sender_email: EmailAddress
     sender_organisation_name: DisplayName | None = None
-    subject: Subject
-    html_template: Template
+    subject: Subject | None = Field(default=None, description="Inline templates: required")
+    html_template: Template | None = Field(default=None, description="Inline templates: required")
     text_template: str | None = None
+    template_id: TemplateId | None = Field(
+        default=None,
+        description="A stored template (POST /v1/templates) instead of subject/html_template/"
+        "text_template",
+    )
+    template_version: StrictInt | None = Field(
+        default=None, ge=1, le=2**31 - 1, description="With template_id; default: its latest"
+    )
+    params: Params = Field(
+        default_factory=dict,
+        description="Values of the templates' own placeholders, for every recipient",
+    )
     client_env_id: Identifier | None = None
     email_id: Identifier
     emailRecipientId: Identifier | None = None
@@ -203,6 +253,37 @@ class SendMailRequest(RequestModel):
     list_unsubscribe: UnsubscribeTarget | None = Field(
         default=None,
         description="https:// URL (one-click, RFC 8058) or mailto: for List-Unsubscribe",
+    )
+
+    @model_validator(mode="after")
+    def _template_source(self) -> MailFields:
+        inline = [f for f in INLINE_FIELDS if getattr(self, f) is not None]
+        if self.template_id is not None and inline:
+            raise PydanticCustomError(
+                "template_source",
+                "give template_id or inline templates ({fields}), not both",
+                {"fields": ", ".join(inline)},
+            )
+        if self.template_id is None:
+            if self.template_version is not None:
+                raise PydanticCustomError("template_source", "template_version needs template_id")
+            missing = [f for f in ("subject", "html_template") if getattr(self, f) is None]
+            if missing:
+                raise PydanticCustomError(
+                    "template_source",
+                    "give template_id, or subject and html_template (missing: {fields})",
+                    {"fields": ", ".join(missing)},
+                )
+        return self
+
+
+class SendMailRequest(MailFields):
+    """The body of POST /v1/mail."""
+
+    recipients: list[RecipientIn] = Field(
+        min_length=1,
+        description="Distinct recipients: by emailRecipientId, else by address in any case"
+        " (a duplicate is a 422)",
     )
 
 
@@ -237,6 +318,12 @@ class ProcessingMessage(NoNulModel):
     projectId: str | None = None
     closureId: str | None = None
     api_key_id: str | None = None
+    # A stored template's id and version (the content above is that version's), and the
+    # values of the templates' own placeholders: the email's, and this recipient's over them.
+    template_id: str | None = None
+    template_version: int | None = None
+    params: dict[str, str] = Field(default_factory=dict)
+    recipient_params: dict[str, str] = Field(default_factory=dict)
 
     @property
     def recipient_id(self) -> str:

@@ -48,6 +48,10 @@ PATH_PARAMETERS: dict[str, tuple[Any, str]] = {
         "The recipient's emailRecipientId (its address when it was posted without one),"
         " percent-encoded as UTF-8",
     ),
+    "template_id": (
+        _text(MAX_ID_LENGTH),
+        "The stored template's id (tpl_...)",
+    ),
     "address": (
         _text(MAX_ADDRESS_LENGTH),
         "The address, in any case, percent-encoded as UTF-8 (a+b%40example.org)",

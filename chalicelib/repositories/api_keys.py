@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from psycopg.types.json import Jsonb
 
 from chalicelib.db import Database
 
@@ -26,10 +28,15 @@ class ApiKeyRecord:
     deleted_at: datetime | None
     origins: tuple[Origin, ...]
     mode: str = "live"
+    kind: str = "browser"
+    allowed_ips: tuple[str, ...] = ()
+    # Only the policy fields set on the key (the service fills in the defaults).
+    policy: dict[str, Any] = field(default_factory=dict)
 
 
 _SELECT_KEY = """
 SELECT k.id, k.name, k.is_active, k.created_at, k.expires_at, k.deleted_at, k.mode,
+       k.kind, k.allowed_ips::text[] AS allowed_ips, k.policy,
        coalesce(array_agg(o.name ORDER BY o.seq)
                 FILTER (WHERE o.name IS NOT NULL), '{}') AS origin_names,
        coalesce(array_agg(o.created_at ORDER BY o.seq)
@@ -51,13 +58,26 @@ class ApiKeyRepository:
         origin_names: list[str],
         expires_at: datetime | None,
         mode: str = "live",
+        kind: str = "browser",
+        allowed_ips: list[str] | None = None,
+        policy: dict[str, Any] | None = None,
     ) -> ApiKeyRecord:
         key_id = uuid.uuid4()
         with self._db.transaction() as conn:
             conn.execute(
-                "INSERT INTO api_keys (id, name, key_hash, expires_at, mode)"
-                " VALUES (%s, %s, %s, %s, %s)",
-                (key_id, name, key_hash, expires_at, mode),
+                "INSERT INTO api_keys"
+                " (id, name, key_hash, expires_at, mode, kind, allowed_ips, policy)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s::cidr[], %s)",
+                (
+                    key_id,
+                    name,
+                    key_hash,
+                    expires_at,
+                    mode,
+                    kind,
+                    allowed_ips or [],
+                    Jsonb(policy or {}),
+                ),
             )
             if origin_names:
                 with conn.cursor() as cur:
@@ -109,6 +129,31 @@ class ApiKeyRepository:
         by_name = {row["name"]: Origin(row["name"], row["created_at"]) for row in rows}
         return [by_name[name] for name in origin_names]
 
+    def update(
+        self,
+        key_id: uuid.UUID,
+        *,
+        policy_changes: dict[str, Any] | None,
+        allowed_ips: list[str] | None,
+    ) -> ApiKeyRecord | None:
+        """Apply a PATCH in one statement: policy fields given replace the stored ones (a
+        ``None`` value removes the field: back to its default); ``allowed_ips`` replaces the
+        list when not None. None when the key is deleted or unknown."""
+        changes = policy_changes or {}
+        set_fields = {name: value for name, value in changes.items() if value is not None}
+        cleared = [name for name, value in changes.items() if value is None]
+        with self._db.transaction() as conn:
+            updated = conn.execute(
+                "UPDATE api_keys SET policy = (policy - %s::text[]) || %s,"
+                " allowed_ips = coalesce(%s::cidr[], allowed_ips), updated_at = now()"
+                " WHERE id = %s AND deleted_at IS NULL",
+                (cleared, Jsonb(set_fields), allowed_ips, key_id),
+            )
+            if updated.rowcount != 1:
+                return None
+            row = conn.execute(_SELECT_KEY + " WHERE k.id = %s GROUP BY k.id", (key_id,)).fetchone()
+        return _record(row) if row else None
+
     def any_active_key_allows(self, candidates: list[str]) -> bool:
         """True when an active, unexpired key lists one of the candidate origin names."""
         with self._db.statement() as conn:
@@ -135,4 +180,7 @@ def _record(row: dict[str, Any]) -> ApiKeyRecord:
         deleted_at=row["deleted_at"],
         origins=tuple(Origin(n, t) for n, t in zip(names, times, strict=True)),
         mode=str(row["mode"]),
+        kind=str(row["kind"]),
+        allowed_ips=tuple(row["allowed_ips"] or ()),
+        policy=dict(row["policy"] or {}),
     )

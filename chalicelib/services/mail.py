@@ -228,7 +228,11 @@ class MailService:
             )
         template_bytes = sum(
             len(t.encode("utf-8"))
-            for t in (request.subject, request.html_template, request.text_template or "")
+            for t in (
+                request.subject or "",
+                request.html_template or "",
+                request.text_template or "",
+            )
         )
         if template_bytes > limits.max_template_bytes:
             raise PayloadTooLargeError(

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from html.parser import HTMLParser
 
-from jinja2 import StrictUndefined, Template, TemplateError
+from jinja2 import StrictUndefined, Template, TemplateError, meta
 
 from chalicelib.services.render_budget import (
     BudgetedSandbox,
@@ -78,11 +79,19 @@ class CompiledTemplates:
         self._html = _compile(_html_env, html_template, "html_template")
         self._text = _compile(_text_env, text_template, "text_template") if text_template else None
 
-    def render(self, values: dict[str, str | None], meter: RenderMeter | None = None) -> Rendered:
-        """One recipient's message, rendered under ``meter`` (a fresh default one if None)."""
+    def render(
+        self,
+        values: Mapping[str, str | None],
+        meter: RenderMeter | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> Rendered:
+        """One recipient's message, rendered under ``meter`` (a fresh default one if None).
+
+        ``values`` fill the built-in placeholders, ``params`` the others (a param never
+        shadows a built-in: the request models refuse those names)."""
         meter = meter or RenderMeter()
         meter.start_message()
-        context = {key: values.get(key) or "" for key in PLACEHOLDERS}
+        context = {**(params or {}), **{key: values.get(key) or "" for key in PLACEHOLDERS}}
         try:
             subject = render_stream(self._subject.generate(context), meter)
             body = render_stream(self._html.generate(context), meter)
@@ -100,6 +109,21 @@ class CompiledTemplates:
         if "\r" in subject or "\n" in subject:
             raise TemplateRenderError("the rendered subject contains a line break (CR/LF)")
         return Rendered(subject=subject, html=body, text=text)
+
+
+def placeholders(*sources: str | None) -> list[str]:
+    """The names the templates read that are neither built-in placeholders nor globals
+    (``range``...): the ``params`` they expect, sorted. Sources that do not parse are
+    skipped (compiling them reports the error)."""
+    found: set[str] = set()
+    for source in sources:
+        if not source:
+            continue
+        try:
+            found |= meta.find_undeclared_variables(_text_env.parse(source))
+        except TemplateError:
+            continue
+    return sorted(found - set(PLACEHOLDERS) - set(_text_env.globals))
 
 
 def _compile(env: BudgetedSandbox, source: str, field: str) -> Template:

@@ -59,14 +59,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /** An API key's metadata, policy (defaults filled in) and today's recipients */
+        get: operations["get_api_key"];
         put?: never;
         post?: never;
         /** Delete an API key (by key or key_id) */
         delete: operations["delete_api_key"];
         options?: never;
         head?: never;
-        patch?: never;
+        /** Change an API key's policy (and a server key's allowed_ips) */
+        patch: operations["update_api_key"];
         trace?: never;
     };
     "/v1/api-key/{api_key}/origins": {
@@ -80,6 +82,60 @@ export interface paths {
         put?: never;
         /** Allow more origins for an API key */
         post: operations["add_api_key_origins"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/templates": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Stored templates, latest versions (paged) */
+        get: operations["list_templates"];
+        put?: never;
+        /** Store a template (version 1), checked by rendering its sample_params */
+        post: operations["create_template"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/templates/{template_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A stored template (?version=n, default the latest) */
+        get: operations["get_template"];
+        /** A new version of a stored template (old versions stay, immutable) */
+        put: operations["put_template"];
+        post?: never;
+        /** Archive a stored template (new sends get 404; queued mail still renders) */
+        delete: operations["archive_template"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/templates/{template_id}/preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Render a stored template (admin, or an API key allowed to use it) */
+        post: operations["preview_template"];
         delete?: never;
         options?: never;
         head?: never;
@@ -243,25 +299,48 @@ export interface components {
              */
             reason?: "manual";
         };
-        /** ApiKeyCreated */
+        /**
+         * ApiKeyCreated
+         * @description The new key: its details, the seed's ``origins``, and the key, shown once.
+         */
         ApiKeyCreated: {
             /** Key Id */
             key_id: string;
             /** Name */
             name: string;
             /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "browser" | "server";
+            /**
+             * Mode
+             * @enum {string}
+             */
+            mode: "live" | "test";
+            /** Is Active */
+            is_active: boolean;
+            /** Origin Names */
+            origin_names: string[];
+            /** Allowed Ips */
+            allowed_ips: string[];
+            policy: components["schemas"]["KeyPolicyOut"];
+            /** Created At */
+            created_at: string;
+            /** Expires At */
+            expires_at: string | null;
+            /**
+             * Recipients Today
+             * @description Recipients accepted today (UTC)
+             */
+            recipients_today: number;
+            /**
              * Api Key
              * @description Shown once; only its hash is stored.
              */
             api_key: string;
-            /** Is Active */
-            is_active: boolean;
-            /** Created At */
-            created_at: string;
             /** Origins */
             origins: components["schemas"]["OriginOut"][];
-            /** Expires At */
-            expires_at: string | null;
         };
         /** ApiKeyDeleted */
         ApiKeyDeleted: {
@@ -269,6 +348,42 @@ export interface components {
             deleted: boolean;
             /** Api Key */
             api_key: string;
+        };
+        /**
+         * ApiKeyDetails
+         * @description A key as GET /v1/api-key/{api_key} shows it: never the key or its hash.
+         */
+        ApiKeyDetails: {
+            /** Key Id */
+            key_id: string;
+            /** Name */
+            name: string;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "browser" | "server";
+            /**
+             * Mode
+             * @enum {string}
+             */
+            mode: "live" | "test";
+            /** Is Active */
+            is_active: boolean;
+            /** Origin Names */
+            origin_names: string[];
+            /** Allowed Ips */
+            allowed_ips: string[];
+            policy: components["schemas"]["KeyPolicyOut"];
+            /** Created At */
+            created_at: string;
+            /** Expires At */
+            expires_at: string | null;
+            /**
+             * Recipients Today
+             * @description Recipients accepted today (UTC)
+             */
+            recipients_today: number;
         };
         /** AttachmentIn */
         AttachmentIn: {
@@ -298,8 +413,23 @@ export interface components {
         CreateApiKeyRequest: {
             /** Name */
             name: string;
-            /** Origin Names */
-            origin_names: string[];
+            /**
+             * Kind
+             * @description browser: the request's Origin must be allowed; server: for backends, no origins, a request that carries an Origin is refused (403)
+             * @default browser
+             * @enum {string}
+             */
+            kind?: "browser" | "server";
+            /**
+             * Origin Names
+             * @description Browser keys only (a server key takes none)
+             */
+            origin_names?: string[];
+            /**
+             * Allowed Ips
+             * @description Server keys only: client addresses allowed (CIDR); empty: any
+             */
+            allowed_ips?: string[];
             /**
              * Expires At
              * @default null
@@ -312,7 +442,8 @@ export interface components {
              * @enum {string}
              */
             mode?: "live" | "test";
-        };
+            policy?: components["schemas"]["KeyPolicyIn"];
+        } & unknown;
         /**
          * DeliveryState
          * @description A recipient's status (SPEC 9). ``FINAL`` ones never change again.
@@ -380,6 +511,14 @@ export interface components {
             message: string;
             data: components["schemas"]["ApiKeyDeleted"];
         };
+        /** Envelope[ApiKeyDetails] */
+        Envelope_ApiKeyDetails_: {
+            /** Status */
+            status: number;
+            /** Message */
+            message: string;
+            data: components["schemas"]["ApiKeyDetails"];
+        };
         /** Envelope[EmailStatusData] */
         Envelope_EmailStatusData_: {
             /** Status */
@@ -444,6 +583,38 @@ export interface components {
             message: string;
             data: components["schemas"]["SuppressionsAdded"];
         };
+        /** Envelope[TemplateArchived] */
+        Envelope_TemplateArchived_: {
+            /** Status */
+            status: number;
+            /** Message */
+            message: string;
+            data: components["schemas"]["TemplateArchived"];
+        };
+        /** Envelope[TemplateList] */
+        Envelope_TemplateList_: {
+            /** Status */
+            status: number;
+            /** Message */
+            message: string;
+            data: components["schemas"]["TemplateList"];
+        };
+        /** Envelope[TemplateOut] */
+        Envelope_TemplateOut_: {
+            /** Status */
+            status: number;
+            /** Message */
+            message: string;
+            data: components["schemas"]["TemplateOut"];
+        };
+        /** Envelope[TemplatePreview] */
+        Envelope_TemplatePreview_: {
+            /** Status */
+            status: number;
+            /** Message */
+            message: string;
+            data: components["schemas"]["TemplatePreview"];
+        };
         /** Envelope[WebhookAccepted] */
         Envelope_WebhookAccepted_: {
             /** Status */
@@ -474,6 +645,85 @@ export interface components {
             request_id: string;
         };
         /**
+         * KeyPolicyIn
+         * @description What a key may do (SPEC 12). Every field is optional; one left out (or ``null``)
+         *     takes its default: any sender, any recipient domain, inline templates allowed, any stored
+         *     template, the deployment's recipients per request, and for browser keys the deployment's
+         *     daily quota and per-IP limit (server keys: none).
+         */
+        KeyPolicyIn: {
+            /**
+             * Allowed Senders
+             * @description sender_email must be one of these addresses or @domains
+             * @default null
+             */
+            allowed_senders?: string[] | null;
+            /**
+             * Allowed Recipient Domains
+             * @description Every recipient, cc and bcc must be at one of these domains (*.example.org: its subdomains)
+             * @default null
+             */
+            allowed_recipient_domains?: string[] | null;
+            /**
+             * Inline Templates
+             * @description May send subject/html_template/text_template inline; false: template_id only
+             * @default null
+             */
+            inline_templates?: boolean | null;
+            /**
+             * Template Ids
+             * @description The stored templates this key may use
+             * @default null
+             */
+            template_ids?: string[] | null;
+            /**
+             * Max Recipients Per Request
+             * @description A cap below the deployment's MAX_RECIPIENTS
+             * @default null
+             */
+            max_recipients_per_request?: number | null;
+            /**
+             * Daily Recipient Quota
+             * @description Recipients accepted per UTC day
+             * @default null
+             */
+            daily_recipient_quota?: number | null;
+            /**
+             * Per Ip Per Minute
+             * @description Requests per minute from one client IP
+             * @default null
+             */
+            per_ip_per_minute?: number | null;
+            /**
+             * Require Captcha
+             * @description Every send needs X-Captcha-Token, verified server-side
+             * @default null
+             */
+            require_captcha?: boolean | null;
+        };
+        /**
+         * KeyPolicyOut
+         * @description A key's policy with the defaults filled in; ``null`` means no restriction.
+         */
+        KeyPolicyOut: {
+            /** Allowed Senders */
+            allowed_senders: string[] | null;
+            /** Allowed Recipient Domains */
+            allowed_recipient_domains: string[] | null;
+            /** Inline Templates */
+            inline_templates: boolean;
+            /** Template Ids */
+            template_ids: string[] | null;
+            /** Max Recipients Per Request */
+            max_recipients_per_request: number;
+            /** Daily Recipient Quota */
+            daily_recipient_quota: number | null;
+            /** Per Ip Per Minute */
+            per_ip_per_minute: number | null;
+            /** Require Captcha */
+            require_captcha: boolean;
+        };
+        /**
          * MailgunWebhook
          * @description What Mailgun posts (one event per request); documented here, verified by the service.
          */
@@ -502,6 +752,42 @@ export interface components {
             api_key: string;
             /** Added Origins */
             added_origins: components["schemas"]["OriginOut"][];
+        };
+        /** PreviewRecipient */
+        PreviewRecipient: {
+            /**
+             * Name
+             * @default null
+             */
+            name?: string | null;
+            /**
+             * Mail
+             * @default null
+             */
+            mail?: string | null;
+            /**
+             * Company
+             * @default null
+             */
+            company?: string | null;
+            /**
+             * Emailrecipientid
+             * @default null
+             */
+            emailRecipientId?: string | null;
+        };
+        /** PreviewRequest */
+        PreviewRequest: {
+            /** Params */
+            params?: {
+                [key: string]: string;
+            };
+            recipient?: components["schemas"]["PreviewRecipient"];
+            /**
+             * Version
+             * @default null
+             */
+            version?: number | null;
         };
         /**
          * QueuedData
@@ -541,6 +827,13 @@ export interface components {
              * @default null
              */
             emailRecipientId?: string | null;
+            /**
+             * Params
+             * @description This recipient's params (over the request's)
+             */
+            params?: {
+                [key: string]: string;
+            };
         };
         /**
          * RecipientStatus
@@ -620,11 +913,6 @@ export interface components {
          */
         SendMailRequest: {
             /**
-             * Recipients
-             * @description Distinct recipients: by emailRecipientId, else by address in any case (a duplicate is a 422)
-             */
-            recipients: components["schemas"]["RecipientIn"][];
-            /**
              * Sender Name
              * @default null
              */
@@ -639,15 +927,42 @@ export interface components {
              * @default null
              */
             sender_organisation_name?: string | null;
-            /** Subject */
-            subject: string;
-            /** Html Template */
-            html_template: string;
+            /**
+             * Subject
+             * @description Inline templates: required
+             * @default null
+             */
+            subject?: string | null;
+            /**
+             * Html Template
+             * @description Inline templates: required
+             * @default null
+             */
+            html_template?: string | null;
             /**
              * Text Template
              * @default null
              */
             text_template?: string | null;
+            /**
+             * Template Id
+             * @description A stored template (POST /v1/templates) instead of subject/html_template/text_template
+             * @default null
+             */
+            template_id?: string | null;
+            /**
+             * Template Version
+             * @description With template_id; default: its latest
+             * @default null
+             */
+            template_version?: number | null;
+            /**
+             * Params
+             * @description Values of the templates' own placeholders, for every recipient
+             */
+            params?: {
+                [key: string]: string;
+            };
             /**
              * Client Env Id
              * @default null
@@ -691,7 +1006,22 @@ export interface components {
              * @default null
              */
             list_unsubscribe?: string | null;
-        };
+            /**
+             * Recipients
+             * @description Distinct recipients: by emailRecipientId, else by address in any case (a duplicate is a 422)
+             */
+            recipients: components["schemas"]["RecipientIn"][];
+        } & ({
+            subject: string;
+            html_template: string;
+            template_id?: null;
+            template_version?: null;
+        } | {
+            template_id: string;
+            subject?: null;
+            html_template?: null;
+            text_template?: null;
+        });
         /**
          * SingleSendData
          * @description ``data`` of a one-recipient send (200 sent, 202 queued for retry).
@@ -742,6 +1072,103 @@ export interface components {
              * @description Every address asked for, as now listed
              */
             added: components["schemas"]["SuppressionOut"][];
+        };
+        /** TemplateArchived */
+        TemplateArchived: {
+            /** Template Id */
+            template_id: string;
+            /** Archived */
+            archived: boolean;
+        };
+        /** TemplateList */
+        TemplateList: {
+            /**
+             * Templates
+             * @description Latest version of each template
+             */
+            templates: components["schemas"]["TemplateOut"][];
+            /** Next Cursor */
+            next_cursor: string | null;
+        };
+        /** TemplateOut */
+        TemplateOut: {
+            /** Template Id */
+            template_id: string;
+            /** Name */
+            name: string;
+            /** Version */
+            version: number;
+            /** Subject */
+            subject: string;
+            /** Html */
+            html: string;
+            /** Text */
+            text: string | null;
+            /** Description */
+            description: string | null;
+            /** Sample Params */
+            sample_params: {
+                [key: string]: string;
+            };
+            /**
+             * Params
+             * @description The placeholders it uses beyond the built-ins
+             */
+            params: string[];
+            /** Created At */
+            created_at: string;
+        };
+        /** TemplatePreview */
+        TemplatePreview: {
+            /** Subject */
+            subject: string;
+            /** Html */
+            html: string;
+            /** Text */
+            text: string;
+        };
+        /**
+         * TemplateRequest
+         * @description POST /v1/templates (version 1) and PUT /v1/templates/{id} (the next version).
+         */
+        TemplateRequest: {
+            /** Name */
+            name: string;
+            /** Subject */
+            subject: string;
+            /** Html */
+            html: string;
+            /**
+             * Text
+             * @default null
+             */
+            text?: string | null;
+            /**
+             * Description
+             * @default null
+             */
+            description?: string | null;
+            /**
+             * Sample Params
+             * @description Values the template is rendered with when saved (and previewed)
+             */
+            sample_params?: {
+                [key: string]: string;
+            };
+        };
+        /**
+         * UpdateApiKeyRequest
+         * @description PATCH /v1/api-key/{api_key}: the policy fields given replace the key's (``null``: back
+         *     to the default); ``allowed_ips`` (server keys) replaces the list when given.
+         */
+        UpdateApiKeyRequest: {
+            /** @default null */
+            policy?: components["schemas"]["KeyPolicyIn"] | null;
+            /**
+             * Allowed Ips
+             * @default null
+             */
+            allowed_ips?: string[] | null;
         };
         /** WebhookAccepted */
         WebhookAccepted: {
@@ -933,6 +1360,83 @@ export interface operations {
             };
         };
     };
+    get_api_key: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The key itself (ak_...) or its key_id */
+                api_key: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description An API key's metadata, policy (defaults filled in) and today's recipients */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_ApiKeyDetails_"];
+                };
+            };
+            /** @description Unauthorized (for webhooks: a missing, bad or stale signature, or a replay) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Service unavailable: database or queue unreachable. Recipients already recorded are queued automatically when it is back; retry with the same email_id (never a new one) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
     delete_api_key: {
         parameters: {
             query?: never;
@@ -974,6 +1478,114 @@ export interface operations {
             };
             /** @description Method not allowed */
             405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Service unavailable: database or queue unreachable. Recipients already recorded are queued automatically when it is back; retry with the same email_id (never a new one) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    update_api_key: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The key itself (ak_...) or its key_id */
+                api_key: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateApiKeyRequest"];
+            };
+        };
+        responses: {
+            /** @description Change an API key's policy (and a server key's allowed_ips) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_ApiKeyDetails_"];
+                };
+            };
+            /** @description Unauthorized (for webhooks: a missing, bad or stale signature, or a replay) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflict: the resource is in a state that refuses the action */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Payload too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unsupported media type */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1109,46 +1721,94 @@ export interface operations {
             };
         };
     };
-    send_mail: {
+    list_templates: {
         parameters: {
-            query?: never;
-            header: {
-                Origin: string;
+            query?: {
+                limit?: number;
+                cursor?: string;
             };
+            header?: never;
             path?: never;
             cookie?: never;
         };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["SendMailRequest"];
-            };
-        };
+        requestBody?: never;
         responses: {
-            /** @description Send an email to one recipient now, or queue many */
+            /** @description Stored templates, latest versions (paged) */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Envelope_SingleSendData_"];
+                    "application/json": components["schemas"]["Envelope_TemplateList_"];
                 };
             };
-            /** @description Queued: two or more recipients (BulkAcceptedData), or one recipient queued for retry (SingleSendData) */
-            202: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Envelope_QueuedData_"];
-                };
-            };
-            /** @description Business rule broken or message rejected */
-            400: {
+            /** @description Unauthorized (for webhooks: a missing, bad or stale signature, or a replay) */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Service unavailable: database or queue unreachable. Recipients already recorded are queued automatically when it is back; retry with the same email_id (never a new one) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    create_template: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TemplateRequest"];
+            };
+        };
+        responses: {
+            /** @description Store a template (version 1), checked by rendering its sample_params */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_TemplateOut_"];
                 };
             };
             /** @description Unauthorized (for webhooks: a missing, bad or stale signature, or a replay) */
@@ -1196,10 +1856,513 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Service unavailable: database or queue unreachable. Recipients already recorded are queued automatically when it is back; retry with the same email_id (never a new one) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    get_template: {
+        parameters: {
+            query?: {
+                version?: number;
+            };
+            header?: never;
+            path: {
+                /** @description The stored template's id (tpl_...) */
+                template_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A stored template (?version=n, default the latest) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_TemplateOut_"];
+                };
+            };
+            /** @description Unauthorized (for webhooks: a missing, bad or stale signature, or a replay) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Service unavailable: database or queue unreachable. Recipients already recorded are queued automatically when it is back; retry with the same email_id (never a new one) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    put_template: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The stored template's id (tpl_...) */
+                template_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TemplateRequest"];
+            };
+        };
+        responses: {
+            /** @description A new version of a stored template (old versions stay, immutable) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_TemplateOut_"];
+                };
+            };
+            /** @description Unauthorized (for webhooks: a missing, bad or stale signature, or a replay) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Payload too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unsupported media type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Service unavailable: database or queue unreachable. Recipients already recorded are queued automatically when it is back; retry with the same email_id (never a new one) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    archive_template: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The stored template's id (tpl_...) */
+                template_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Archive a stored template (new sends get 404; queued mail still renders) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_TemplateArchived_"];
+                };
+            };
+            /** @description Unauthorized (for webhooks: a missing, bad or stale signature, or a replay) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Service unavailable: database or queue unreachable. Recipients already recorded are queued automatically when it is back; retry with the same email_id (never a new one) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    preview_template: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Browser keys: required, one of the key's origins. Server keys: never (a request with an Origin is refused with 403) */
+                Origin?: string;
+            };
+            path: {
+                /** @description The stored template's id (tpl_...) */
+                template_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PreviewRequest"];
+            };
+        };
+        responses: {
+            /** @description Render a stored template (admin, or an API key allowed to use it) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_TemplatePreview_"];
+                };
+            };
+            /** @description Unauthorized (for webhooks: a missing, bad or stale signature, or a replay) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden: the key's policy refuses this request (details[].loc names the field); a server key used with an Origin or from an address it does not allow */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Payload too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unsupported media type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
             /** @description Rate limited */
             429: {
                 headers: {
-                    /** @description Seconds until the key's window ends */
+                    /** @description Seconds until the limit's window ends (the minute, or the UTC day for the daily recipient quota) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Service unavailable: database or queue unreachable. Recipients already recorded are queued automatically when it is back; retry with the same email_id (never a new one) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    send_mail: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Browser keys: required, one of the key's origins. Server keys: never (a request with an Origin is refused with 403) */
+                Origin?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SendMailRequest"];
+            };
+        };
+        responses: {
+            /** @description Send an email to one recipient now, or queue many */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_SingleSendData_"];
+                };
+            };
+            /** @description Queued: two or more recipients (BulkAcceptedData), or one recipient queued for retry (SingleSendData) */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_QueuedData_"];
+                };
+            };
+            /** @description Business rule broken or message rejected */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unauthorized (for webhooks: a missing, bad or stale signature, or a replay) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden: the key's policy refuses this request (details[].loc names the field); a server key used with an Origin or from an address it does not allow */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Payload too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unsupported media type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Rate limited */
+            429: {
+                headers: {
+                    /** @description Seconds until the limit's window ends (the minute, or the UTC day for the daily recipient quota) */
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
@@ -1234,8 +2397,9 @@ export interface operations {
                 cursor?: string;
                 status?: "queued" | "sent" | "delivered" | "bounced" | "complained" | "failed" | "suppressed";
             };
-            header: {
-                Origin: string;
+            header?: {
+                /** @description Browser keys: required, one of the key's origins. Server keys: never (a request with an Origin is refused with 403) */
+                Origin?: string;
             };
             path: {
                 /** @description The email_id it was posted with, percent-encoded as UTF-8 (encodeURIComponent) */
@@ -1256,6 +2420,15 @@ export interface operations {
             };
             /** @description Unauthorized (for webhooks: a missing, bad or stale signature, or a replay) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden: the key's policy refuses this request (details[].loc names the field); a server key used with an Origin or from an address it does not allow */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1293,7 +2466,7 @@ export interface operations {
             /** @description Rate limited */
             429: {
                 headers: {
-                    /** @description Seconds until the key's window ends */
+                    /** @description Seconds until the limit's window ends (the minute, or the UTC day for the daily recipient quota) */
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
@@ -1324,8 +2497,9 @@ export interface operations {
     get_recipient_status: {
         parameters: {
             query?: never;
-            header: {
-                Origin: string;
+            header?: {
+                /** @description Browser keys: required, one of the key's origins. Server keys: never (a request with an Origin is refused with 403) */
+                Origin?: string;
             };
             path: {
                 /** @description The email_id it was posted with, percent-encoded as UTF-8 (encodeURIComponent) */
@@ -1348,6 +2522,15 @@ export interface operations {
             };
             /** @description Unauthorized (for webhooks: a missing, bad or stale signature, or a replay) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden: the key's policy refuses this request (details[].loc names the field); a server key used with an Origin or from an address it does not allow */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1385,7 +2568,7 @@ export interface operations {
             /** @description Rate limited */
             429: {
                 headers: {
-                    /** @description Seconds until the key's window ends */
+                    /** @description Seconds until the limit's window ends (the minute, or the UTC day for the daily recipient quota) */
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };

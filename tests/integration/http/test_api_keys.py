@@ -32,6 +32,7 @@ def test_create_returns_the_seed_shape_field_for_field(client: Client) -> None:
     assert answer.json["status"] == 200
     assert answer.json["message"] == "API key created successfully"
     data = answer.json["data"]
+    # The seed's fields, and SPEC 12's: the key's details (as GET shows them) plus the key.
     assert set(data) == {
         "key_id",
         "name",
@@ -40,6 +41,12 @@ def test_create_returns_the_seed_shape_field_for_field(client: Client) -> None:
         "created_at",
         "origins",
         "expires_at",
+        "kind",
+        "mode",
+        "origin_names",
+        "allowed_ips",
+        "policy",
+        "recipients_today",
     }
     assert re.fullmatch(r"[0-9a-f-]{36}", data["key_id"])
     assert data["name"] == "My API Key"

@@ -150,7 +150,15 @@ def test_request_schemas_come_from_the_models(client: Client) -> None:
     ref = create["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     schema = document["components"]["schemas"][ref.rsplit("/", 1)[1]]
 
-    assert set(schema["properties"]) == {"name", "origin_names", "expires_at", "mode"}
+    assert set(schema["properties"]) == {
+        "name",
+        "origin_names",
+        "expires_at",
+        "mode",
+        "kind",
+        "allowed_ips",
+        "policy",
+    }
     assert create["security"] == [{"AdminToken": []}]
 
 

@@ -35,11 +35,7 @@ class AttachmentIn(TypedDict, closed=True):
     content: str
 
 
-class CreateApiKeyRequest(TypedDict, closed=True):
-    name: str
-    origin_names: list[OriginName]
-    expires_at: NotRequired[str | None]
-    mode: NotRequired[Literal['live', 'test']]
+AllowedIp: TypeAlias = str
 
 
 DeliveryState: TypeAlias = Literal['queued', 'sent', 'delivered', 'bounced', 'complained', 'failed', 'suppressed']
@@ -81,6 +77,48 @@ class ErrorEnvelope(TypedDict):
     request_id: str
 
 
+AllowedSender: TypeAlias = str
+
+
+AllowedRecipientDomain: TypeAlias = str
+
+
+TemplateId: TypeAlias = str
+
+
+class KeyPolicyIn(TypedDict, closed=True):
+    """
+    What a key may do (SPEC 12). Every field is optional; one left out (or ``null``)
+    takes its default: any sender, any recipient domain, inline templates allowed, any stored
+    template, the deployment's recipients per request, and for browser keys the deployment's
+    daily quota and per-IP limit (server keys: none).
+    """
+
+    allowed_senders: NotRequired[list[AllowedSender] | None]
+    allowed_recipient_domains: NotRequired[list[AllowedRecipientDomain] | None]
+    inline_templates: NotRequired[bool | None]
+    template_ids: NotRequired[list[TemplateId] | None]
+    max_recipients_per_request: NotRequired[int | None]
+    daily_recipient_quota: NotRequired[int | None]
+    per_ip_per_minute: NotRequired[int | None]
+    require_captcha: NotRequired[bool | None]
+
+
+class KeyPolicyOut(TypedDict):
+    """
+    A key's policy with the defaults filled in; ``null`` means no restriction.
+    """
+
+    allowed_senders: list[str] | None
+    allowed_recipient_domains: list[str] | None
+    inline_templates: bool
+    template_ids: list[str] | None
+    max_recipients_per_request: int
+    daily_recipient_quota: int | None
+    per_ip_per_minute: int | None
+    require_captcha: bool
+
+
 MailgunWebhook = TypedDict(
     'MailgunWebhook',
     {
@@ -100,6 +138,19 @@ class OriginsAdded(TypedDict):
     added_origins: list[OriginOut]
 
 
+class PreviewRecipient(TypedDict, closed=True):
+    name: NotRequired[str | None]
+    mail: NotRequired[str | None]
+    company: NotRequired[str | None]
+    emailRecipientId: NotRequired[str | None]
+
+
+class PreviewRequest(TypedDict, closed=True):
+    params: NotRequired[dict[str, str]]
+    recipient: NotRequired[PreviewRecipient]
+    version: NotRequired[int | None]
+
+
 class RecipientEvent(TypedDict):
     type: str
     at: str
@@ -112,6 +163,7 @@ class RecipientIn(TypedDict, closed=True):
     mail: str
     company: NotRequired[str | None]
     emailRecipientId: NotRequired[str | None]
+    params: NotRequired[dict[str, str]]
 
 
 class RecipientStatus(TypedDict):
@@ -163,18 +215,20 @@ CcItem: TypeAlias = str
 BccItem: TypeAlias = str
 
 
-class SendMailRequest(TypedDict, closed=True):
+class SendMailRequest1(TypedDict, closed=True):
     """
     The body of POST /v1/mail.
     """
 
-    recipients: list[RecipientIn]
     sender_name: NotRequired[str | None]
     sender_email: str
     sender_organisation_name: NotRequired[str | None]
-    subject: str
-    html_template: str
+    subject: str | None
+    html_template: str | None
     text_template: NotRequired[str | None]
+    template_id: NotRequired[str | None]
+    template_version: NotRequired[int | None]
+    params: NotRequired[dict[str, str]]
     client_env_id: NotRequired[str | None]
     email_id: str
     emailRecipientId: NotRequired[str | None]
@@ -186,6 +240,38 @@ class SendMailRequest(TypedDict, closed=True):
     attachments: NotRequired[list[AttachmentIn]]
     metadata: NotRequired[dict[str, str]]
     list_unsubscribe: NotRequired[str | None]
+    recipients: list[RecipientIn]
+
+
+class SendMailRequest2(TypedDict, closed=True):
+    """
+    The body of POST /v1/mail.
+    """
+
+    sender_name: NotRequired[str | None]
+    sender_email: str
+    sender_organisation_name: NotRequired[str | None]
+    subject: NotRequired[str | None]
+    html_template: NotRequired[str | None]
+    text_template: NotRequired[str | None]
+    template_id: str | None
+    template_version: NotRequired[int | None]
+    params: NotRequired[dict[str, str]]
+    client_env_id: NotRequired[str | None]
+    email_id: str
+    emailRecipientId: NotRequired[str | None]
+    projectId: NotRequired[str | None]
+    closureId: NotRequired[str | None]
+    cc: NotRequired[list[CcItem]]
+    bcc: NotRequired[list[BccItem]]
+    reply_to: NotRequired[str | None]
+    attachments: NotRequired[list[AttachmentIn]]
+    metadata: NotRequired[dict[str, str]]
+    list_unsubscribe: NotRequired[str | None]
+    recipients: list[RecipientIn]
+
+
+SendMailRequest: TypeAlias = SendMailRequest1 | SendMailRequest2
 
 
 class SingleSendData(TypedDict):
@@ -215,19 +301,94 @@ class SuppressionsAdded(TypedDict):
     added: list[SuppressionOut]
 
 
+class TemplateArchived(TypedDict):
+    template_id: str
+    archived: bool
+
+
+class TemplateOut(TypedDict):
+    template_id: str
+    name: str
+    version: int
+    subject: str
+    html: str
+    text: str | None
+    description: str | None
+    sample_params: dict[str, str]
+    params: list[str]
+    created_at: str
+
+
+class TemplatePreview(TypedDict):
+    subject: str
+    html: str
+    text: str
+
+
+class TemplateRequest(TypedDict, closed=True):
+    """
+    POST /v1/templates (version 1) and PUT /v1/templates/{id} (the next version).
+    """
+
+    name: str
+    subject: str
+    html: str
+    text: NotRequired[str | None]
+    description: NotRequired[str | None]
+    sample_params: NotRequired[dict[str, str]]
+
+
+class UpdateApiKeyRequest(TypedDict, closed=True):
+    """
+    PATCH /v1/api-key/{api_key}: the policy fields given replace the key's (``null``: back
+    to the default); ``allowed_ips`` (server keys) replaces the list when given.
+    """
+
+    policy: NotRequired[KeyPolicyIn | None]
+    allowed_ips: NotRequired[list[AllowedIp] | None]
+
+
 class WebhookAccepted(TypedDict):
     received: int
     applied: int
 
 
 class ApiKeyCreated(TypedDict):
+    """
+    The new key: its details, the seed's ``origins``, and the key, shown once.
+    """
+
     key_id: str
     name: str
-    api_key: str
+    kind: Literal['browser', 'server']
+    mode: Literal['live', 'test']
     is_active: bool
+    origin_names: list[str]
+    allowed_ips: list[str]
+    policy: KeyPolicyOut
     created_at: str
-    origins: list[OriginOut]
     expires_at: str | None
+    recipients_today: int
+    api_key: str
+    origins: list[OriginOut]
+
+
+class ApiKeyDetails(TypedDict):
+    """
+    A key as GET /v1/api-key/{api_key} shows it: never the key or its hash.
+    """
+
+    key_id: str
+    name: str
+    kind: Literal['browser', 'server']
+    mode: Literal['live', 'test']
+    is_active: bool
+    origin_names: list[str]
+    allowed_ips: list[str]
+    policy: KeyPolicyOut
+    created_at: str
+    expires_at: str | None
+    recipients_today: int
 
 
 class BulkAcceptedData(TypedDict):
@@ -238,6 +399,16 @@ class BulkAcceptedData(TypedDict):
     email_id: str
     count: int
     recipients: list[DeliveryStatus]
+
+
+class CreateApiKeyRequest(TypedDict, closed=True):
+    name: str
+    kind: NotRequired[Literal['browser', 'server']]
+    origin_names: NotRequired[list[OriginName]]
+    allowed_ips: NotRequired[list[AllowedIp]]
+    expires_at: NotRequired[str | None]
+    mode: NotRequired[Literal['live', 'test']]
+    policy: NotRequired[KeyPolicyIn]
 
 
 class EmailStatusData(TypedDict):
@@ -255,6 +426,12 @@ class EnvelopeApiKeyCreated(TypedDict):
     status: int
     message: str
     data: ApiKeyCreated
+
+
+class EnvelopeApiKeyDetails(TypedDict):
+    status: int
+    message: str
+    data: ApiKeyDetails
 
 
 class EnvelopeEmailStatusData(TypedDict):
@@ -293,6 +470,24 @@ class EnvelopeSuppressionsAdded(TypedDict):
     data: SuppressionsAdded
 
 
+class EnvelopeTemplateArchived(TypedDict):
+    status: int
+    message: str
+    data: TemplateArchived
+
+
+class EnvelopeTemplateOut(TypedDict):
+    status: int
+    message: str
+    data: TemplateOut
+
+
+class EnvelopeTemplatePreview(TypedDict):
+    status: int
+    message: str
+    data: TemplatePreview
+
+
 class EnvelopeWebhookAccepted(TypedDict):
     status: int
     message: str
@@ -307,6 +502,11 @@ class SuppressionList(TypedDict):
     next_cursor: str | None
 
 
+class TemplateList(TypedDict):
+    templates: list[TemplateOut]
+    next_cursor: str | None
+
+
 class EnvelopeQueuedData(TypedDict):
     status: int
     message: str
@@ -317,3 +517,9 @@ class EnvelopeSuppressionList(TypedDict):
     status: int
     message: str
     data: SuppressionList
+
+
+class EnvelopeTemplateList(TypedDict):
+    status: int
+    message: str
+    data: TemplateList
