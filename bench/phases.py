@@ -20,7 +20,7 @@ from bench.environment import BenchEnvironment
 from chalicelib.http.responses import success
 from chalicelib.models.mail import BulkAcceptedData, SendMailRequest
 from chalicelib.repositories.deliveries import DeliveryRepository
-from chalicelib.services import mail as mail_service
+from chalicelib.services import mail_jobs
 from chalicelib.services.messages import email_content, new_delivery, status_of
 from chalicelib.services.render_budget import RenderMeter
 
@@ -43,7 +43,7 @@ def accept_phases(env: BenchEnvironment, body: dict[str, Any]) -> dict[str, floa
     request = timed("parse + validate body (SendMailRequest)", lambda: _parse(raw))
     jobs = timed(
         "build ProcessingMessages (no second validation)",
-        lambda: mail_service.build_jobs(key, request, datetime.now(UTC)),
+        lambda: mail_jobs.build_jobs(key, request, datetime.now(UTC)),
     )
     bodies = timed(
         "serialise queue messages (model_dump_json)",
@@ -52,7 +52,7 @@ def accept_phases(env: BenchEnvironment, body: dict[str, Any]) -> dict[str, floa
     budget = container.mail._limits.render
     timed(
         "render every recipient's templates (within the budget)",
-        lambda: mail_service._render_all(jobs, RenderMeter(budget)),
+        lambda: mail_jobs.render_all(jobs, RenderMeter(budget)),
     )
     timed(
         "store the email's content once",

@@ -292,6 +292,9 @@ def build_container(
     webhook_tokens = WebhookTokenRepository(database)
     key_limits = KeyLimitRepository(database)
     captcha = captcha_verifier(settings, secrets)
+    stored_templates = StoredTemplateService(
+        TemplateRepository(database), render_budget(settings), settings.max_template_bytes
+    )
     return Container(
         settings=settings,
         database=database,
@@ -323,6 +326,7 @@ def build_container(
                 render=render_budget(settings),
             ),
             suppressions,
+            templates=stored_templates,
         ),
         consumer=QueueConsumer(
             deliveries,
@@ -348,10 +352,8 @@ def build_container(
         webhooks=WebhookService(events, webhook_tokens, keys),
         webhook_tokens=webhook_tokens,
         key_limits=key_limits,
-        send_gate=SendGate(captcha),
-        templates=StoredTemplateService(
-            TemplateRepository(database), render_budget(settings), settings.max_template_bytes
-        ),
+        send_gate=SendGate(captcha, max_recipients=settings.max_recipients),
+        templates=stored_templates,
     )
 
 

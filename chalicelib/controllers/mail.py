@@ -16,7 +16,19 @@ from chalicelib.services.messages import status_of
 def send_mail(ctx: RequestContext, services: Container) -> Response:
     body = ctx.body(SendMailRequest)
     caller = ctx.require_caller()
-    outcome = services.mail.submit(caller.key_id, body, test_mode=caller.test_mode)
+    services.send_gate.authorize(
+        caller.policy,
+        body,
+        recipients=[recipient.mail for recipient in body.recipients],
+        captcha_token=ctx.request.headers.get("x-captcha-token"),
+        client_ip=caller.client_ip,
+    )
+    outcome = services.mail.submit(
+        caller.key_id,
+        body,
+        test_mode=caller.test_mode,
+        daily_quota=caller.policy.daily_recipient_quota,
+    )
     if isinstance(outcome, BulkOutcome):
         return _bulk(outcome)
     return _single(outcome)

@@ -53,7 +53,9 @@ CREATE TABLE template_versions (
     PRIMARY KEY (template_id, version)
 );
 
--- The stored template (and its version) a recipient's message was rendered from.
+-- The stored template (and its version) a recipient's message was rendered from, and the
+-- recipient's own params (the email's are in its stored content).
 ALTER TABLE deliveries
     ADD COLUMN template_id       text,
-    ADD COLUMN template_version  integer;
+    ADD COLUMN template_version  integer,
+    ADD COLUMN recipient_params  jsonb NOT NULL DEFAULT '{}'::jsonb;

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from psycopg.types.json import Jsonb
@@ -29,6 +30,45 @@ from chalicelib.repositories.delivery_rows import (
     delivery_from_row,
     select_deliveries,
 )
+from chalicelib.repositories.key_limits import reserve_recipients
+
+_INSERT_NEW = f"""
+INSERT INTO deliveries (id, api_key_id, email_id, email_recipient_id, recipient,
+                        recipient_name, recipient_company, status, client_env_id,
+                        project_id, closure_id, metadata, queued_at,
+                        dispatched_at, test_mode, status_detail, result_pending,
+                        template_id, template_version, recipient_params)
+SELECT id, %(api_key_id)s, %(email_id)s, rid, recipient, rname, rcompany,
+       CASE WHEN sdetail IS NULL THEN 'queued' ELSE 'suppressed' END,
+       %(client_env_id)s, %(project_id)s, %(closure_id)s, meta::jsonb,
+       coalesce(%(queued_at)s, now()),
+       CASE WHEN %(dispatched)s THEN now() END, %(test_mode)s, sdetail,
+       sdetail IS NOT NULL, %(template_id)s, %(template_version)s, rparams::jsonb
+  FROM unnest(%(ids)s::uuid[], %(recipient_ids)s::text[],
+              %(recipients)s::text[], %(names)s::text[],
+              %(companies)s::text[], %(metadata)s::text[],
+              %(suppressed)s::text[], %(rparams)s::text[])
+       AS t(id, rid, recipient, rname, rcompany, meta, sdetail, rparams)
+ON CONFLICT DO NOTHING
+RETURNING {COLUMNS}
+"""
+
+
+@dataclass(frozen=True)
+class DailyCharge:
+    """Count inserted rows against this key's recipients today, within ``quota`` (None: no
+    quota, counted for the key's figures only)."""
+
+    key_id: uuid.UUID
+    quota: int | None
+
+
+class QuotaExceeded(Exception):
+    """The rows would pass the key's daily recipient quota: nothing was recorded."""
+
+    def __init__(self, quota: int | None) -> None:
+        super().__init__(f"daily recipient quota {quota} reached")
+        self.quota = quota
 
 
 class DeliveryRepository:
@@ -63,55 +103,50 @@ class DeliveryRepository:
         return dict(row["content"]) if row else None
 
     def insert_new(
-        self, api_key_id: uuid.UUID | None, deliveries: list[NewDelivery]
+        self,
+        api_key_id: uuid.UUID | None,
+        deliveries: list[NewDelivery],
+        *,
+        charge: DailyCharge | None = None,
     ) -> dict[str, Delivery]:
         """Insert the recipients not recorded yet; return the rows inserted now, by recipient id.
 
         All ``deliveries`` belong to one email (the first one's ``email_id`` and pass-through
-        fields are used for all).
+        fields are used for all). With ``charge``, the rows inserted now are counted against
+        the key's daily recipients in the same transaction: when that would pass the quota,
+        nothing is inserted or counted and :class:`QuotaExceeded` is raised.
         """
         if not deliveries:
             return {}
         first = deliveries[0]
-        with self._db.statement() as conn:
-            rows = conn.execute(
-                f"""
-                INSERT INTO deliveries (id, api_key_id, email_id, email_recipient_id, recipient,
-                                        recipient_name, recipient_company, status, client_env_id,
-                                        project_id, closure_id, metadata, queued_at,
-                                        dispatched_at, test_mode, status_detail, result_pending)
-                SELECT id, %(api_key_id)s, %(email_id)s, rid, recipient, rname, rcompany,
-                       CASE WHEN sdetail IS NULL THEN 'queued' ELSE 'suppressed' END,
-                       %(client_env_id)s, %(project_id)s, %(closure_id)s, meta::jsonb,
-                       coalesce(%(queued_at)s, now()),
-                       CASE WHEN %(dispatched)s THEN now() END, %(test_mode)s, sdetail,
-                       sdetail IS NOT NULL
-                  FROM unnest(%(ids)s::uuid[], %(recipient_ids)s::text[],
-                              %(recipients)s::text[], %(names)s::text[],
-                              %(companies)s::text[], %(metadata)s::text[],
-                              %(suppressed)s::text[])
-                       AS t(id, rid, recipient, rname, rcompany, meta, sdetail)
-                ON CONFLICT DO NOTHING
-                RETURNING {COLUMNS}
-                """,
-                {
-                    "ids": [uuid.uuid4() for _ in deliveries],
-                    "recipient_ids": [d.email_recipient_id for d in deliveries],
-                    "recipients": [d.recipient for d in deliveries],
-                    "names": [d.recipient_name for d in deliveries],
-                    "companies": [d.recipient_company for d in deliveries],
-                    "metadata": [json.dumps(d.metadata or {}) for d in deliveries],
-                    "suppressed": [d.suppressed for d in deliveries],
-                    "test_mode": first.test_mode,
-                    "api_key_id": api_key_id,
-                    "email_id": first.email_id,
-                    "client_env_id": first.client_env_id,
-                    "project_id": first.project_id,
-                    "closure_id": first.closure_id,
-                    "queued_at": first.queued_at,
-                    "dispatched": first.dispatched,
-                },
-            ).fetchall()
+        params = {
+            "ids": [uuid.uuid4() for _ in deliveries],
+            "recipient_ids": [d.email_recipient_id for d in deliveries],
+            "recipients": [d.recipient for d in deliveries],
+            "names": [d.recipient_name for d in deliveries],
+            "companies": [d.recipient_company for d in deliveries],
+            "metadata": [json.dumps(d.metadata or {}) for d in deliveries],
+            "suppressed": [d.suppressed for d in deliveries],
+            "rparams": [json.dumps(d.recipient_params or {}) for d in deliveries],
+            "test_mode": first.test_mode,
+            "api_key_id": api_key_id,
+            "email_id": first.email_id,
+            "client_env_id": first.client_env_id,
+            "project_id": first.project_id,
+            "closure_id": first.closure_id,
+            "queued_at": first.queued_at,
+            "dispatched": first.dispatched,
+            "template_id": first.template_id,
+            "template_version": first.template_version,
+        }
+        if charge is None:
+            with self._db.statement() as conn:
+                rows = conn.execute(_INSERT_NEW, params).fetchall()
+        else:
+            with self._db.transaction() as conn:
+                rows = conn.execute(_INSERT_NEW, params).fetchall()
+                if not reserve_recipients(conn, charge.key_id, len(rows), charge.quota):
+                    raise QuotaExceeded(charge.quota)
         return {row["email_recipient_id"]: delivery_from_row(row) for row in rows}
 
     def find_many(

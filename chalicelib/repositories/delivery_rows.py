@@ -34,6 +34,10 @@ class NewDelivery:
     test_mode: bool = False
     # Recorded as ``suppressed`` (this detail says why) instead of ``queued``: never sent.
     suppressed: str | None = None
+    # The stored template the email renders (per email), and this recipient's params.
+    template_id: str | None = None
+    template_version: int | None = None
+    recipient_params: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,9 @@ class Delivery:
     lease_token: uuid.UUID | None
     test_mode: bool = False
     updated_at: datetime | None = None
+    template_id: str | None = None
+    template_version: int | None = None
+    recipient_params: dict[str, str] | None = None
 
 
 JobKey = tuple[uuid.UUID | None, str, str]
@@ -93,6 +100,9 @@ COLUMN_NAMES = (
     "lease_token",
     "test_mode",
     "updated_at",
+    "template_id",
+    "template_version",
+    "recipient_params",
 )
 COLUMNS = ", ".join(COLUMN_NAMES)
 D_COLUMNS = ", ".join(f"d.{name}" for name in COLUMN_NAMES)
@@ -152,4 +162,7 @@ def delivery_from_row(row: dict[str, Any]) -> Delivery:
         lease_token=row["lease_token"],
         test_mode=row["test_mode"],
         updated_at=row["updated_at"],
+        template_id=row["template_id"],
+        template_version=row["template_version"],
+        recipient_params=dict(row["recipient_params"] or {}),
     )

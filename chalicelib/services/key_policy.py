@@ -177,8 +177,12 @@ class SendGate:
     refusal of the request at once (403), then the CAPTCHA (403 refused, 503 verifier down).
     The quota is counted with the rows it counts (``reserve_recipients``)."""
 
-    def __init__(self, captcha: CaptchaCheck | None = None) -> None:
+    def __init__(
+        self, captcha: CaptchaCheck | None = None, *, max_recipients: int = 10_000
+    ) -> None:
         self._captcha = captcha
+        # Past the deployment's own limit a request is a 413 (MailService), not a refusal.
+        self._max_recipients = max_recipients
 
     def authorize(
         self,
@@ -189,7 +193,9 @@ class SendGate:
         captcha_token: str | None,
         client_ip: str | None,
     ) -> None:
-        refusals = policy.size_refusal(len(recipients))
+        refusals = []
+        if len(recipients) <= self._max_recipients:
+            refusals += policy.size_refusal(len(recipients))
         refusals += policy.sender_refusal(mail.sender_email)
         for index, address in enumerate(recipients):
             refusals += policy.recipient_refusal(address, ("recipients", index, "mail"))

@@ -23,24 +23,20 @@ from chalicelib.errors import (
     BusinessRuleError,
     PayloadTooLargeError,
     QueueUnavailableError,
-    RequestValidationError,
+    RateLimitedError,
 )
 from chalicelib.models.mail import DeliveryState, ProcessingMessage, SendMailRequest
 from chalicelib.queues.base import ProcessingQueue
-from chalicelib.repositories.deliveries import DeliveryRepository
+from chalicelib.repositories.deliveries import DailyCharge, DeliveryRepository, QuotaExceeded
 from chalicelib.repositories.delivery_rows import Delivery, NewDelivery
 from chalicelib.repositories.suppressions import Suppression
+from chalicelib.services.api_keys import seconds_until_utc_midnight
 from chalicelib.services.delivery import DeliveryOutcome, DeliveryService, Outcome
-from chalicelib.services.messages import (
-    compiled_templates,
-    email_content,
-    job_from_content,
-    new_delivery,
-    template_values,
-)
+from chalicelib.services.mail_jobs import TemplateSource, build_jobs, render_all
+from chalicelib.services.messages import email_content, job_from_content, new_delivery
 from chalicelib.services.render_budget import RenderBudget, RenderMeter
+from chalicelib.services.stored_templates import StoredTemplateService
 from chalicelib.services.suppressions import SuppressionService, suppression_detail
-from chalicelib.services.templates import TemplateLimitError, TemplateRenderError
 
 
 @dataclass(frozen=True)
@@ -86,23 +82,35 @@ class MailService:
         queue: ProcessingQueue,
         limits: MailLimits,
         suppressions: SuppressionService,
+        *,
+        templates: StoredTemplateService | None = None,
     ) -> None:
         self._repo = deliveries
         self._delivery = delivery
         self._queue = queue
         self._limits = limits
         self._suppressions = suppressions
+        self._templates = templates
 
     def submit(
-        self, api_key_id: uuid.UUID, request: SendMailRequest, *, test_mode: bool = False
+        self,
+        api_key_id: uuid.UUID,
+        request: SendMailRequest,
+        *,
+        test_mode: bool = False,
+        daily_quota: int | None = None,
     ) -> SingleOutcome | BulkOutcome:
-        """Send or queue ``request``. A test key's recipients only reach the simulator."""
+        """Send or queue ``request``. A test key's recipients only reach the simulator.
+
+        The recipients recorded now count against the key's recipients of the day, within
+        ``daily_quota`` (429, nothing recorded, when they would pass it)."""
         self._check_limits(request)
-        jobs = build_jobs(api_key_id, request, datetime.now(UTC))
+        source = self._template_source(api_key_id, request)
+        jobs = build_jobs(api_key_id, request, datetime.now(UTC), source)
         # Sized before rendering: the queue limits also bound how much rendering a request asks.
         prepared = [Prepared(job, job.model_dump_json()) for job in jobs]
         self._check_queue_sizes(prepared)
-        _render_all(jobs, RenderMeter(self._limits.render))
+        render_all(jobs, RenderMeter(self._limits.render))
         stored = self._keep_content(api_key_id, request.email_id, email_content(jobs[0]))
         listed = self._suppressions.listed([job.recipient_email for job in jobs])
         rows = [
@@ -113,15 +121,62 @@ class MailService:
             )
             for job in jobs
         ]
+        charge = DailyCharge(api_key_id, daily_quota)
         if len(prepared) == 1:
-            return self._send_now(api_key_id, prepared[0], rows[0], stored)
-        return self._enqueue(api_key_id, request.email_id, prepared, rows, stored)
+            return self._send_now(api_key_id, prepared[0], rows[0], stored, charge)
+        return self._enqueue(api_key_id, request.email_id, prepared, rows, stored, charge=charge)
+
+    def _template_source(self, api_key_id: uuid.UUID, request: SendMailRequest) -> TemplateSource:
+        """The templates to render: inline, or the stored template's version. An email
+        already accepted from a stored template keeps the version it was accepted with (a
+        replay after a new version or an archive answers its status, it is not refused)."""
+        if request.template_id is None or self._templates is None:
+            return TemplateSource.inline(request)
+        accepted = self._repo.email_content(api_key_id, request.email_id)
+        if (
+            accepted is not None
+            and accepted.get("template_id") == request.template_id
+            and request.template_version in (None, accepted.get("template_version"))
+        ):
+            return TemplateSource(
+                subject=str(accepted.get("subject", "")),
+                html=str(accepted.get("html_template", "")),
+                text=accepted.get("text_template"),
+                template_id=request.template_id,
+                version=accepted.get("template_version"),
+            )
+        found = self._templates.get(request.template_id, request.template_version)
+        content = found.content
+        return TemplateSource(
+            subject=content.subject,
+            html=content.html,
+            text=content.text,
+            template_id=found.template_id,
+            version=found.version,
+        )
+
+    def _insert(
+        self, api_key_id: uuid.UUID, rows: list[NewDelivery], charge: DailyCharge
+    ) -> dict[str, Delivery]:
+        try:
+            return self._repo.insert_new(api_key_id, rows, charge=charge)
+        except QuotaExceeded as err:
+            raise RateLimitedError(
+                f"This key's daily recipient quota ({err.quota}) would be passed: nothing was"
+                " sent or recorded; it resets at 00:00 UTC",
+                retry_after_seconds=seconds_until_utc_midnight(),
+            ) from err
 
     def _send_now(
-        self, api_key_id: uuid.UUID, item: Prepared, row: NewDelivery, stored: dict[str, Any]
+        self,
+        api_key_id: uuid.UUID,
+        item: Prepared,
+        row: NewDelivery,
+        stored: dict[str, Any],
+        charge: DailyCharge,
     ) -> SingleOutcome:
         job = item.job
-        inserted = self._repo.insert_new(api_key_id, [row])
+        inserted = self._insert(api_key_id, [row], charge)
         if job.recipient_id not in inserted:
             current = self._repo.find(api_key_id, job.email_id, job.recipient_id)
             self._dispatch_stale([current], stored)
@@ -142,9 +197,11 @@ class MailService:
         items: list[Prepared],
         rows: list[NewDelivery],
         stored: dict[str, Any],
+        *,
+        charge: DailyCharge,
     ) -> BulkOutcome:
         rids = [item.job.recipient_id for item in items]
-        inserted = self._repo.insert_new(api_key_id, rows)
+        inserted = self._insert(api_key_id, rows, charge)
         existing = [rid for rid in rids if rid not in inserted]
         records = {**self._repo.find_many(api_key_id, email_id, existing), **inserted}
         self._dispatch_stale([records[rid] for rid in existing], stored)
@@ -260,48 +317,6 @@ class MailService:
             )
 
 
-def build_jobs(
-    api_key_id: uuid.UUID, request: SendMailRequest, queued_at: datetime
-) -> list[ProcessingMessage]:
-    """One processing message per recipient (from an already validated request)."""
-    single = len(request.recipients) == 1
-    common: dict[str, Any] = {
-        "email_id": request.email_id,
-        "client_env_id": request.client_env_id,
-        "sender_email": request.sender_email,
-        "sender_name": request.sender_name,
-        "sender_organisation_name": request.sender_organisation_name,
-        "subject": request.subject,
-        "html_template": request.html_template,
-        "text_template": request.text_template,
-        "cc": request.cc,
-        "bcc": request.bcc,
-        "reply_to": request.reply_to,
-        "attachments": request.attachments,
-        "metadata": request.metadata,
-        "list_unsubscribe": request.list_unsubscribe,
-        "projectId": request.projectId,
-        "closureId": request.closureId,
-        "api_key_id": str(api_key_id),
-        "queued_at": queued_at,
-    }
-    jobs = [
-        # Validated already as part of the request: constructing skips a second validation.
-        ProcessingMessage.model_construct(
-            **common,
-            email_recipient_id=recipient.emailRecipientId
-            or (request.emailRecipientId if single else None)
-            or recipient.mail.lower(),
-            recipient_name=recipient.name,
-            recipient_email=recipient.mail,
-            recipient_company=recipient.company,
-        )
-        for recipient in request.recipients
-    ]
-    _refuse_duplicates(jobs)
-    return jobs
-
-
 def _normalized(content: dict[str, Any]) -> dict[str, Any] | None:
     """``content`` as today's model writes it (None when it no longer validates)."""
     placeholder = {"recipient_email": "placeholder@example.com", "email_recipient_id": "x"}
@@ -314,83 +329,3 @@ def _normalized(content: dict[str, Any]) -> dict[str, Any] | None:
 def _why_suppressed(listed: dict[str, Suppression], address: str) -> str | None:
     entry = listed.get(address.lower())
     return suppression_detail(entry.reason) if entry else None
-
-
-def _refuse_duplicates(jobs: list[ProcessingMessage]) -> None:
-    seen: dict[str, int] = {}
-    errors = []
-    for index, job in enumerate(jobs):
-        if job.recipient_id in seen:
-            errors.append(
-                {
-                    "type": "duplicate_recipient",
-                    "loc": ["recipients", index],
-                    "msg": f"same recipient as recipients[{seen[job.recipient_id]}]"
-                    f" ({job.recipient_id}); give each recipient its own emailRecipientId",
-                    "input": job.recipient_id,
-                }
-            )
-        seen.setdefault(job.recipient_id, index)
-    if errors:
-        raise RequestValidationError(errors, message="Duplicate recipients")
-
-
-MAX_LISTED_FAILURES = 100
-
-
-def _render_all(jobs: list[ProcessingMessage], meter: RenderMeter) -> None:
-    """Render every recipient's message; a 422 listing the recipients that fail (the first
-    ``MAX_LISTED_FAILURES``, and how many there are: a template that fails for all of 10,000
-    recipients is one problem, not a 10,000-entry answer).
-
-    All renders share ``meter``: a template over its budget stops the request at once, with
-    a 413 (the message is too large) or a 422 (it costs too much to make) naming the limit.
-    """
-    first = jobs[0]
-    try:
-        templates = compiled_templates(first.subject, first.html_template, first.text_template)
-    except TemplateRenderError as err:
-        raise RequestValidationError(
-            [{"type": "template_error", "loc": [err.field], "msg": str(err), "input": None}],
-            message="Templates could not be rendered",
-        ) from err
-    errors = []
-    failed = 0
-    for index, job in enumerate(jobs):
-        try:
-            templates.render(template_values(job), meter)
-        except TemplateLimitError as err:
-            raise _over_budget(err, index) from err
-        except TemplateRenderError as err:
-            failed += 1
-            if failed <= MAX_LISTED_FAILURES:
-                errors.append(
-                    {
-                        "type": "template_error",
-                        "loc": ["recipients", index],
-                        "msg": str(err),
-                        "input": None,
-                    }
-                )
-    if errors:
-        shown = "" if failed == len(errors) else f" (the first {len(errors)} are listed)"
-        raise RequestValidationError(
-            errors,
-            message=f"Templates could not be rendered for {failed} of {len(jobs)}"
-            f" recipients{shown}",
-        )
-
-
-def _over_budget(
-    err: TemplateLimitError, index: int
-) -> PayloadTooLargeError | RequestValidationError:
-    detail = {
-        "type": "template_budget",
-        "loc": ["recipients", index],
-        "msg": str(err),
-        "input": None,
-        "ctx": {"limit": err.setting},
-    }
-    if err.too_large:
-        return PayloadTooLargeError(f"{err} ({err.setting})", details=[detail])
-    return RequestValidationError([detail], message=f"Template over budget: {err.setting}")

@@ -63,12 +63,22 @@ def new_delivery(
         dispatched=dispatched,
         test_mode=test_mode,
         suppressed=suppressed,
+        template_id=job.template_id,
+        template_version=job.template_version,
+        recipient_params=job.recipient_params,
     )
 
 
 # What a recipient's message adds to its email's stored content.
 RECIPIENT_FIELDS = frozenset(
-    {"email_recipient_id", "recipient_name", "recipient_email", "recipient_company", "queued_at"}
+    {
+        "email_recipient_id",
+        "recipient_name",
+        "recipient_email",
+        "recipient_company",
+        "recipient_params",
+        "queued_at",
+    }
 )
 
 
@@ -86,6 +96,7 @@ def job_from_content(content: dict[str, Any], row: Delivery) -> ProcessingMessag
             "recipient_email": row.recipient,
             "recipient_name": row.recipient_name,
             "recipient_company": row.recipient_company,
+            "recipient_params": row.recipient_params or {},
             "queued_at": row.queued_at,
         }
     )
@@ -126,11 +137,16 @@ def template_values(job: ProcessingMessage) -> dict[str, str | None]:
     }
 
 
+def template_params(job: ProcessingMessage) -> dict[str, str]:
+    """The values of the templates' own placeholders: the email's, the recipient's over them."""
+    return {**job.params, **job.recipient_params}
+
+
 def render_message(job: ProcessingMessage, meter: RenderMeter | None = None) -> OutgoingMessage:
     """The recipient's rendered email without its Message-ID, which needs the recipient's row
     (see :func:`with_message_id`); so it can be rendered while the row is being leased."""
     rendered = compiled_templates(job.subject, job.html_template, job.text_template).render(
-        template_values(job), meter
+        template_values(job), meter, template_params(job)
     )
     return OutgoingMessage(
         sender=Address(job.sender_email, job.sender_name),
