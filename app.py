@@ -154,7 +154,7 @@ def delete_api_key(ctx: RequestContext, api_key: str) -> Response:
     auth=Auth.ADMIN,
     request_model=AddOriginsRequest,
     response_model=OriginsAdded,
-    error_statuses=(401, 404, 413, 422, 503),
+    error_statuses=(401, 404, 409, 413, 422, 503),
 )
 def add_api_key_origins(ctx: RequestContext, api_key: str) -> Response:
     return api_keys.add_origins(ctx, container(), api_key)

@@ -20,13 +20,18 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
-    StrictInt,
     StringConstraints,
     field_validator,
     model_validator,
 )
 
-from chalicelib.models.common import EMAIL_PATTERN, NOT_BLANK, RequestModel, UtcDatetime
+from chalicelib.models.common import (
+    EMAIL_PATTERN,
+    JSON_INTEGER,
+    NOT_BLANK,
+    RequestModel,
+    UtcDatetime,
+)
 from chalicelib.models.templates import TemplateId
 from chalicelib.services.origins import ORIGIN_NAME_PATTERN, normalize_origin_name
 
@@ -110,7 +115,7 @@ def _unique_or_none(names: list[str] | None) -> list[str] | None:
     return None if names is None else _unique(names)
 
 
-PositiveCount = Annotated[StrictInt, Field(ge=1, le=MAX_POLICY_COUNT)]
+PositiveCount = Annotated[int, Field(ge=1, le=MAX_POLICY_COUNT), JSON_INTEGER]
 
 
 class KeyPolicyIn(RequestModel):

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, PlainSerializer, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, model_validator
+from pydantic_core import PydanticCustomError
 
 T = TypeVar("T")
 
@@ -39,6 +40,22 @@ def format_utc(value: datetime) -> str:
 UtcDatetime = Annotated[
     datetime, PlainSerializer(format_utc, return_type=str, when_used="json-unless-none")
 ]
+
+
+def _json_integer(value: Any) -> Any:
+    """A JSON integer: an int, or a number with no fraction (JSON Schema counts 3.0 as an
+    integer); never a string or a boolean, which pydantic's lax mode would take."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise PydanticCustomError("int_type", "Input should be a valid integer")
+    return value
+
+
+# An integer field of a JSON body takes what JSON Schema's "integer" accepts, and only that:
+# ``Annotated[int, Field(ge=...), JSON_INTEGER]`` (the validator after the constraints, so the
+# document keeps them as ``minimum``/``maximum``).
+JSON_INTEGER = BeforeValidator(_json_integer)
 
 
 def contains_nul(value: Any) -> bool:

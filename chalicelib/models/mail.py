@@ -21,13 +21,13 @@ from pydantic import (
     ConfigDict,
     Field,
     RootModel,
-    StrictInt,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
 from chalicelib.models.common import (
     EMAIL_PATTERN,
+    JSON_INTEGER,
     NOT_BLANK,
     SINGLE_LINE,
     NoNulModel,
@@ -231,8 +231,8 @@ class MailFields(RequestModel):
         description="A stored template (POST /v1/templates) instead of subject/html_template/"
         "text_template",
     )
-    template_version: StrictInt | None = Field(
-        default=None, ge=1, le=2**31 - 1, description="With template_id; default: its latest"
+    template_version: Annotated[int, Field(ge=1, le=2**31 - 1), JSON_INTEGER] | None = Field(
+        default=None, description="With template_id; default: its latest"
     )
     params: Params = Field(
         default_factory=dict,

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, StrictInt, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 
-from chalicelib.models.common import NOT_BLANK, RequestModel, UtcDatetime
+from chalicelib.models.common import JSON_INTEGER, NOT_BLANK, RequestModel, UtcDatetime
 
 TEMPLATE_ID_PATTERN = r"^tpl_[a-z0-9]{16}$"
 TemplateId = Annotated[
@@ -116,7 +116,7 @@ class PreviewRecipient(RequestModel):
 class PreviewRequest(RequestModel):
     params: Params = Field(default_factory=dict)
     recipient: PreviewRecipient = Field(default_factory=PreviewRecipient)
-    version: StrictInt | None = Field(default=None, ge=1, le=2**31 - 1)
+    version: Annotated[int, Field(ge=1, le=2**31 - 1), JSON_INTEGER] | None = None
 
 
 class TemplatePreview(BaseModel):

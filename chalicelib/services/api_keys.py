@@ -188,6 +188,11 @@ class ApiKeyService:
 
     def add_origins(self, key_or_id: str, origin_names: list[str]) -> list[Origin]:
         record = self._resolve(key_or_id)
+        if record.kind == "server":
+            raise ConflictError(
+                "a server key has no origins: it is refused with any Origin (use a browser key"
+                " for pages)"
+            )
         return self._keys.add_origins(record.id, origin_names)
 
     def _resolve(self, key_or_id: str) -> ApiKeyRecord:

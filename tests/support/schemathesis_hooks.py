@@ -1,6 +1,6 @@
 """Schemathesis hooks for the contract run (``tests/integration/mail/test_contract.py``).
 
-Loaded with ``SCHEMATHESIS_HOOKS=tests.support.schemathesis_hooks``. Five of the API's rules
+Loaded with ``SCHEMATHESIS_HOOKS=tests.support.schemathesis_hooks``. Six of the API's rules
 depend on state that a JSON Schema cannot state, so generated
 bodies are adjusted to respect them; every check stays on:
 
@@ -8,11 +8,13 @@ bodies are adjusted to respect them; every check stays on:
   Each generated ``POST /v1/mail`` gets an ``email_id`` of its own.
 - ``expires_at`` of a new key must be in the future. A generated past date is moved a year
   ahead.
-- ``subject``, ``html_template`` and ``text_template`` are Jinja templates: ``{{``, ``{%`` and
-  ``{#`` open expressions, so a random string is not always one (422). Braces in generated
-  templates become brackets; templates themselves are tested in test_render_budget.py.
+- ``subject``, ``html_template`` and ``text_template`` (and a stored template's ``subject``,
+  ``html`` and ``text``) are Jinja templates: ``{{``, ``{%`` and ``{#`` open expressions, so a
+  random string is not always one (422). Braces in generated templates become brackets;
+  templates themselves are tested in test_render_budget.py and test_stored_templates.py.
 - Recipients of one email are distinct (by ``emailRecipientId``, else address, in any
   case): a duplicate is a 422. Generated duplicates get an ``emailRecipientId`` of their own.
+- A stored template's versions are 1..n: a generated ``version`` asks for version 1.
 - A suppressed address is never sent to (a single send to it is a 400). Addresses the run
   suppresses get a local part of their own, so they are not the ones it then mails.
 
@@ -31,6 +33,7 @@ import schemathesis
 @schemathesis.hook
 def before_call(context: Any, case: Any, kwargs: Any) -> None:
     """Every phase (examples, coverage, fuzzing, stateful) sends through here."""
+    _first_version(case)
     body = case.body
     if not isinstance(body, dict):
         return
@@ -38,13 +41,31 @@ def before_call(context: Any, case: Any, kwargs: Any) -> None:
     if path == "/v1/mail" and _is_identifier(body.get("email_id")):
         body["email_id"] = f"fuzz-{uuid.uuid4().hex}"
         _distinct_recipients(body.get("recipients"))
-        for field in ("subject", "html_template", "text_template"):
-            if isinstance(body.get(field), str):
-                body[field] = body[field].replace("{", "[").replace("}", "]")
+        _no_braces(body, ("subject", "html_template", "text_template"))
+    if path in ("/v1/templates", "/v1/templates/{template_id}"):
+        _no_braces(body, ("subject", "html", "text"))
     if path == "/v1/api-key" and isinstance(body.get("expires_at"), str):
         body["expires_at"] = _in_future(body["expires_at"])
     if path == "/v1/suppressions" and isinstance(body.get("addresses"), list):
         body["addresses"] = [_own_local_part(a) for a in body["addresses"]]
+
+
+def _first_version(case: Any) -> None:
+    """A stored template's versions are 1..n: a generated ``version`` (query or preview body)
+    asks for version 1, which a template just created has (a 404 for a version that does not
+    exist is tested in test_stored_templates.py)."""
+    if not case.operation.path.startswith("/v1/templates/"):
+        return
+    if isinstance(case.query, dict) and isinstance(case.query.get("version"), int):
+        case.query["version"] = 1
+    if isinstance(case.body, dict) and isinstance(case.body.get("version"), int):
+        case.body["version"] = 1
+
+
+def _no_braces(body: dict[str, Any], fields: tuple[str, ...]) -> None:
+    for field in fields:
+        if isinstance(body.get(field), str):
+            body[field] = body[field].replace("{", "[").replace("}", "]")
 
 
 def _is_identifier(value: object) -> bool:
