@@ -9,6 +9,8 @@ to the longest greedy route whose prefix matches. Used by ``make run`` and the t
 
 from __future__ import annotations
 
+from http.server import BaseHTTPRequestHandler
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from chalice import local
@@ -51,3 +53,20 @@ def install() -> None:
     handler = local.ChaliceRequestHandler
     for method in EXTRA_METHODS:
         setattr(handler, f"do_{method}", handler._generic_handle)
+    handler.__init__ = _with_peer_address  # type: ignore[method-assign]
+
+
+def _with_peer_address(  # noqa: PLR0917 - ChaliceRequestHandler.__init__'s signature
+    self: local.ChaliceRequestHandler,
+    request: Any,
+    client_address: tuple[str, int],
+    server: Any,
+    app_object: Any,
+    config: Any,
+) -> None:
+    """Chalice's handler, telling the app the peer's address as API Gateway tells
+    ``requestContext.identity.sourceIp`` (Chalice writes 127.0.0.1 whoever connects), so a
+    server key's ``allowed_ips`` holds under ``make run`` as it does on AWS."""
+    self.local_gateway = local.LocalGateway(app_object, config)
+    self.local_gateway.event_converter.LOCAL_SOURCE_IP = client_address[0]
+    BaseHTTPRequestHandler.__init__(self, request, client_address, server)

@@ -34,8 +34,10 @@ def rest_api_event(
     headers: dict[str, str] | None = None,
     query: dict[str, str] | None = None,
     body: Any = None,
+    source_ip: str = "203.0.113.7",
 ) -> dict[str, Any]:
-    """The event of ``method path`` (``path`` percent-encoded, as sent) on route ``resource``."""
+    """The event of ``method path`` (``path`` percent-encoded, as sent) on route ``resource``,
+    from ``source_ip`` (what API Gateway says of the caller)."""
     names = re.findall(r"{(\w+)\+?}", resource)
     pieces = re.split(r"{\w+\+?}", resource)
     pattern = "^" + "([^/]+)".join(re.escape(piece) for piece in pieces) + "$"
@@ -65,7 +67,7 @@ def rest_api_event(
             "domainPrefix": "abc123",
             "requestTimeEpoch": 1764597600000,
             "requestId": str(uuid.uuid4()),
-            "identity": {"sourceIp": "203.0.113.7", "userAgent": "tests"},
+            "identity": {"sourceIp": source_ip, "userAgent": "tests"},
             "domainName": "abc123.execute-api.eu-central-1.amazonaws.com",
             "apiId": "abc123",
         },
@@ -101,11 +103,18 @@ def raw_request(
     *,
     headers: dict[str, str] | None = None,
     body: Any = None,
+    source_address: str | None = None,
 ) -> Answer:
     """``method path`` to the local server with ``path`` sent byte for byte (HTTP clients
-    rewrite malformed escapes such as ``%ZZ``; this one does not)."""
+    rewrite malformed escapes such as ``%ZZ``; this one does not), from ``source_address``
+    (any 127.x.y.z reaches a server on 127.0.0.1)."""
     host, port = base_url.removeprefix("http://").split(":")
-    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    connection = http.client.HTTPConnection(
+        host,
+        int(port),
+        timeout=30,
+        source_address=(source_address, 0) if source_address else None,
+    )
     try:
         payload = json.dumps(body).encode() if body is not None else None
         all_headers = {**(headers or {})}
