@@ -14,7 +14,7 @@ JS_STAMP := $(JS)/node_modules/.installed
 # The browser tests' Chromium: CHROMIUM=/path, else Debian's (`apt-get install -y chromium`).
 CHROMIUM ?= $(firstword $(wildcard /usr/bin/chromium /usr/bin/chromium-browser))
 
-.PHONY: run test test-js lint openapi bench bench-render bench-cold-start package deploy clean
+.PHONY: run test test-js lint openapi bench bench-render bench-cold-start bench-policy package deploy clean
 
 $(STAMP): requirements.txt requirements-dev.txt clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,9 @@ bench-render: $(STAMP)
 
 bench-cold-start: $(STAMP)
 	$(BIN)/python -m bench.bench_cold_start
+
+bench-policy: $(STAMP)
+	$(BIN)/python -m bench.bench_policy
 
 # CloudFormation package of a stage (STAGE=production by default) into build/package.
 package: $(STAMP) $(LAMBDA_STAMP)

@@ -27,6 +27,7 @@ SAMPLES = {
     "email_id": "email-1",
     "email_recipient_id": "r-1",
     "address": "someone@example.org",
+    "template_id": "tpl_0000000000000000",
 }
 
 
