@@ -80,7 +80,8 @@ def _settle(
 
 def sweep_deliveries(services: Container) -> SweepReport:
     """The scheduled sweep: re-queue undispatched recipients, fail abandoned ones, republish;
-    and drop old rate-limit windows."""
+    and drop old rate-limit windows, per-IP windows and daily counts."""
     services.rate_limiter.prune()
+    services.key_limits.prune()
     services.webhook_tokens.prune(2 * services.settings.webhook_max_age_seconds)
     return services.recovery.sweep()

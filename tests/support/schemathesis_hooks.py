@@ -56,10 +56,14 @@ def _first_version(case: Any) -> None:
     exist is tested in test_stored_templates.py)."""
     if not case.operation.path.startswith("/v1/templates/"):
         return
-    if isinstance(case.query, dict) and isinstance(case.query.get("version"), int):
-        case.query["version"] = 1
-    if isinstance(case.body, dict) and isinstance(case.body.get("version"), int):
-        case.body["version"] = 1
+    for part in (case.query, case.body):
+        if isinstance(part, dict) and _is_number(part.get("version")):
+            part["version"] = 1
+
+
+def _is_number(value: object) -> bool:
+    """A generated integer: JSON Schema's integers include 3.0 (bools are not numbers)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _no_braces(body: dict[str, Any], fields: tuple[str, ...]) -> None:

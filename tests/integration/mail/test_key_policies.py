@@ -360,3 +360,30 @@ def test_the_seed_flow_is_unchanged(provider: FakeProvider, api: Client) -> None
     assert created.json["data"]["kind"] == "browser"
     assert answer.status == 200, answer.json
     assert provider.sent[0].sender.email == SENDER
+
+
+def test_the_sweep_forgets_old_per_ip_windows_and_daily_counts(
+    wire: Wire, clean_database: str
+) -> None:
+    from chalicelib.controllers.queue_consumer import sweep_deliveries
+
+    services = wire(sender=FakeProvider("fake"))
+    key = "11111111-1111-1111-1111-111111111111"
+    with psycopg.connect(clean_database, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO key_ip_windows VALUES (%s, '10.0.0.1', now() - interval '11 minutes', 3),"
+            " (%s, '10.0.0.1', date_trunc('minute', now()), 1)",
+            (key, key),
+        )
+        conn.execute(
+            "INSERT INTO key_daily_usage VALUES (%s, current_date - 40, 5), (%s, current_date, 2)",
+            (key, key),
+        )
+
+    sweep_deliveries(services)
+
+    with psycopg.connect(clean_database) as conn:
+        windows = conn.execute("SELECT hits FROM key_ip_windows").fetchall()
+        days = conn.execute("SELECT recipients FROM key_daily_usage").fetchall()
+    assert [w[0] for w in windows] == [1]
+    assert [d[0] for d in days] == [2]
