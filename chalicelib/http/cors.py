@@ -14,7 +14,7 @@ from chalice.app import Request, Response
 
 from chalicelib.bootstrap import Container
 
-ALLOW_HEADERS = "Content-Type, X-Api-Key, Authorization, X-Request-Id"
+ALLOW_HEADERS = "Content-Type, X-Api-Key, Authorization, X-Request-Id, X-Captcha-Token"
 EXPOSE_HEADERS = "X-Request-Id, Retry-After"
 MAX_AGE_SECONDS = "600"
 

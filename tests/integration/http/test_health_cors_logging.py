@@ -45,6 +45,7 @@ def test_preflight_from_the_configured_ui_origin(client: Client) -> None:
     assert answer.headers["access-control-allow-origin"] == UI_ORIGIN
     assert "POST" in answer.headers["access-control-allow-methods"]
     assert "X-Api-Key" in answer.headers["access-control-allow-headers"]
+    assert "X-Captcha-Token" in answer.headers["access-control-allow-headers"]
     assert "Origin" in answer.headers["vary"]
 
 
