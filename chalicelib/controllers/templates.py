@@ -17,9 +17,8 @@ from chalicelib.models.templates import (
     TemplateRequest,
     TemplateVersionQuery,
 )
-from chalicelib.repositories.templates import TemplateVersion
+from chalicelib.repositories.templates import TemplateContent, TemplateVersion
 from chalicelib.services.key_policy import Refusal, refuse
-from chalicelib.services.stored_templates import TemplateDraft
 
 
 def create_template(ctx: RequestContext, services: Container) -> Response:
@@ -87,8 +86,9 @@ def template_out(saved: TemplateVersion) -> TemplateOut:
     )
 
 
-def _draft(body: TemplateRequest) -> TemplateDraft:
-    return TemplateDraft(
+def _draft(body: TemplateRequest) -> TemplateContent:
+    """The template as the request gives it (the service finds the params it uses)."""
+    return TemplateContent(
         name=body.name,
         subject=body.subject,
         html=body.html,

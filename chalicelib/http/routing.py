@@ -17,6 +17,7 @@ list is also what the OpenAPI document is generated from.
 from __future__ import annotations
 
 import enum
+import ipaddress
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -243,7 +244,10 @@ def source_ip(request: Request) -> str | None:
     local server puts its peer there). Never X-Forwarded-For, which any client writes."""
     identity = request.context.get("identity") or {}
     value = identity.get("sourceIp") if isinstance(identity, dict) else None
-    return value if isinstance(value, str) and value else None
+    try:
+        return str(ipaddress.ip_address(value)) if isinstance(value, str) else None
+    except ValueError:  # not an address (a test console's placeholder): no per-IP identity
+        return None
 
 
 def _slug(path: str) -> str:

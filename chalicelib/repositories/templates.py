@@ -3,7 +3,7 @@ immutable versions."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -22,7 +22,7 @@ class TemplateContent:
     text: str | None
     description: str | None
     sample_params: dict[str, str]
-    params: list[str]
+    params: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

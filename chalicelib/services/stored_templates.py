@@ -10,6 +10,7 @@ with.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import string
 from collections.abc import Mapping
@@ -51,18 +52,6 @@ class TemplatePage:
     next_cursor: str | None
 
 
-@dataclass(frozen=True)
-class TemplateDraft:
-    """A template as a request gives it, before it is checked."""
-
-    name: str
-    subject: str
-    html: str
-    text: str | None
-    description: str | None
-    sample_params: dict[str, str]
-
-
 class StoredTemplateService:
     def __init__(
         self, repository: TemplateRepository, budget: RenderBudget, max_template_bytes: int
@@ -71,10 +60,10 @@ class StoredTemplateService:
         self._budget = budget
         self._max_bytes = max_template_bytes
 
-    def create(self, draft: TemplateDraft) -> TemplateVersion:
+    def create(self, draft: TemplateContent) -> TemplateVersion:
         return self._repo.create(new_template_id(), self._checked(draft))
 
-    def new_version(self, template_id: str, draft: TemplateDraft) -> TemplateVersion:
+    def new_version(self, template_id: str, draft: TemplateContent) -> TemplateVersion:
         content = self._checked(draft)
         saved = self._repo.add_version(template_id, content)
         if saved is None:
@@ -117,21 +106,16 @@ class StoredTemplateService:
         filled = {**_by_name(content.params), **content.sample_params, **params}
         return _render(content, values, filled, RenderMeter(self._budget))
 
-    def _checked(self, draft: TemplateDraft) -> TemplateContent:
-        """The draft, compiled and rendered once with its samples under the budget."""
+    def _checked(self, draft: TemplateContent) -> TemplateContent:
+        """The draft (as a request gives it), compiled and rendered once with its samples
+        under the budget, with the ``params`` it uses."""
         size = sum(len((t or "").encode("utf-8")) for t in (draft.subject, draft.html, draft.text))
         if size > self._max_bytes:
             raise PayloadTooLargeError(
                 f"the template is {size} bytes; at most {self._max_bytes} (MAX_TEMPLATE_BYTES)"
             )
-        content = TemplateContent(
-            name=draft.name,
-            subject=draft.subject,
-            html=draft.html,
-            text=draft.text,
-            description=draft.description,
-            sample_params=draft.sample_params,
-            params=placeholders(draft.subject, draft.html, draft.text),
+        content = dataclasses.replace(
+            draft, params=placeholders(draft.subject, draft.html, draft.text)
         )
         filled = {**_by_name(content.params), **draft.sample_params}
         _render(content, SAMPLE_RECIPIENT, filled, RenderMeter(self._budget))

@@ -17,6 +17,7 @@ from html.parser import HTMLParser
 
 from jinja2 import StrictUndefined, Template, TemplateError, meta
 
+from chalicelib.models.templates import BUILT_IN_PLACEHOLDERS
 from chalicelib.services.render_budget import (
     BudgetedSandbox,
     RenderLimitError,
@@ -24,15 +25,7 @@ from chalicelib.services.render_budget import (
     render_stream,
 )
 
-PLACEHOLDERS = (
-    "name",
-    "mail",
-    "company",
-    "emailRecipientId",
-    "sender_name",
-    "sender_email",
-    "sender_organisation_name",
-)
+PLACEHOLDERS = BUILT_IN_PLACEHOLDERS
 
 _html_env = BudgetedSandbox(undefined=StrictUndefined, autoescape=True)
 _text_env = BudgetedSandbox(undefined=StrictUndefined, autoescape=False)
