@@ -237,6 +237,9 @@ def _add_migrations(resources: dict[str, Any]) -> None:
     }
     resources[MIGRATIONS] = {
         "Type": "Custom::DatabaseMigrations",
+        # The function's first run logs there (a failure's traceback): its role may not create
+        # the group, and a group Lambda made first would fail the LogGroup resource.
+        "DependsOn": [f"{MIGRATE_FUNCTION}LogGroup"],
         "Properties": {
             "ServiceToken": {"Fn::GetAtt": [MIGRATE_FUNCTION, "Arn"]},
             "ServiceTimeout": 600,
