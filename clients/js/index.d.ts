@@ -86,6 +86,19 @@ export class MmmsClient {
   deleteKey(apiKey: string): Promise<Schemas['ApiKeyDeleted']>;
   addOrigins(apiKey: string, originNames: string[]): Promise<Schemas['OriginsAdded']>;
 
+  getKey(apiKey: string): Promise<Schemas['ApiKeyDetails']>;
+  updateKey(apiKey: string, body: Schemas['UpdateApiKeyRequest']): Promise<Schemas['ApiKeyDetails']>;
+
+  createTemplate(body: Schemas['TemplateRequest']): Promise<Schemas['TemplateOut']>;
+  listTemplates(params?: Query<'list_templates'>): Promise<Schemas['TemplateList']>;
+  templates(params?: Paging<'list_templates'>): AsyncGenerator<Schemas['TemplateOut'], void, undefined>;
+  getTemplate(templateId: string, params?: Query<'get_template'>): Promise<Schemas['TemplateOut']>;
+  /** A new version (n+1) of the template; older versions stay. Never retried. */
+  updateTemplate(templateId: string, body: Schemas['TemplateRequest']): Promise<Schemas['TemplateOut']>;
+  /** Archives the template: new sends get 404, queued ones still render. */
+  deleteTemplate(templateId: string): Promise<Schemas['TemplateArchived']>;
+  previewTemplate(templateId: string, body?: Schemas['PreviewRequest']): Promise<Schemas['TemplatePreview']>;
+
   listSuppressions(params?: Query<'list_suppressions'>): Promise<Schemas['SuppressionList']>;
   suppressions(
     params?: Paging<'list_suppressions'>,

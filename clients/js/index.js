@@ -147,6 +147,40 @@ export class MmmsClient {
     return this.request('POST', path, { body, auth: 'admin', idempotent: true });
   }
 
+  getKey(apiKey) {
+    return this.request('GET', `/v1/api-key/${seg(apiKey)}`, { auth: 'admin' });
+  }
+  updateKey(apiKey, body) {
+    // Sets the fields it names: sending it twice leaves the same key, so a retry is safe.
+    return this.request('PATCH', `/v1/api-key/${seg(apiKey)}`, { body, auth: 'admin' });
+  }
+
+  // Stored templates (admin; a preview also with a key allowed to use the template)
+  createTemplate(body) {
+    return this.request('POST', '/v1/templates', { body, auth: 'admin' });
+  }
+  listTemplates(params) {
+    return this.request('GET', '/v1/templates', { params, auth: 'admin' });
+  }
+  templates(params) {
+    return this.pages('/v1/templates', 'templates', params, 'admin');
+  }
+  getTemplate(templateId, params) {
+    return this.request('GET', `/v1/templates/${seg(templateId)}`, { params, auth: 'admin' });
+  }
+  updateTemplate(templateId, body) {
+    // Each PUT makes a new version: never retried.
+    const path = `/v1/templates/${seg(templateId)}`;
+    return this.request('PUT', path, { body, auth: 'admin', idempotent: false });
+  }
+  deleteTemplate(templateId) {
+    return this.request('DELETE', `/v1/templates/${seg(templateId)}`, { auth: 'admin' });
+  }
+  previewTemplate(templateId, body = {}) {
+    const path = `/v1/templates/${seg(templateId)}/preview`;
+    return this.request('POST', path, { body, auth: 'any', idempotent: true });
+  }
+
   // Suppression list (admin)
   listSuppressions(params) {
     return this.request('GET', '/v1/suppressions', { params, auth: 'admin' });

@@ -24,6 +24,7 @@ from mmms_client import AsyncMmmsClient, MmmsClient, MmmsError
 from mmms_client.models import SendMailRequest
 
 from tests.e2e.test_local_stack import ORIGIN, Stack, local_stack
+from tests.support.captcha_verifier import SECRET, Verifier, running_verifier
 from tests.support.database import isolated_schema
 
 pytestmark = pytest.mark.e2e
@@ -39,9 +40,25 @@ def chromium() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def stack(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def verifier() -> Iterator[Verifier]:
+    with running_verifier() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def stack(
+    postgres_url: str, verifier: Verifier, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    captcha = {
+        "CAPTCHA_PROVIDER": "turnstile",
+        "CAPTCHA_SECRET": SECRET,
+        "CAPTCHA_VERIFY_URL": verifier.url,
+    }
     home = tmp_path_factory.mktemp("clients")
-    with isolated_schema(postgres_url) as database, local_stack(home, DATABASE_URL=database) as up:
+    with (
+        isolated_schema(postgres_url) as database,
+        local_stack(home, DATABASE_URL=database, **captcha) as up,
+    ):
         yield up
 
 
@@ -104,6 +121,70 @@ def test_python_client_sends_pages_and_raises_the_envelope(stack: Stack) -> None
     assert removed["address"] == address
     assert (refused.value.status, refused.value.error_type) == (401, "unauthorized")
     assert refused.value.message.startswith("Unauthorized - ")
+
+
+def test_python_client_keys_policies_templates_and_server_keys(stack: Stack) -> None:
+    with MmmsClient(stack.base, admin_token=admin_token(stack)) as admin:
+        body: Any = {
+            "name": unique("welcome"),
+            "subject": "Hi {{ name }}",
+            "html": "<p>Hello {{ name }}, welcome to {{ plan }}</p>",
+            "sample_params": {"plan": "Pro"},
+        }
+        first = admin.create_template(body)
+        template_id = first["template_id"]
+        listed = [t["template_id"] for t in admin.templates(limit=1)]
+        second = admin.update_template(template_id, body | {"subject": "Welcome, {{ name }}"})
+        again_first = admin.get_template(template_id, version=1)
+        preview = admin.preview_template(
+            template_id, {"params": {"plan": "Team"}, "recipient": {"name": "Ann"}}
+        )
+        key = admin.create_key(
+            {
+                "name": unique("policy"),
+                "origin_names": ["localhost:4321"],
+                "policy": {"inline_templates": False},
+            }
+        )
+        shown = admin.get_key(key["key_id"])
+        with MmmsClient(stack.base, key["api_key"], origin=ORIGIN) as mmms:
+            email_id = unique("templated")
+            templated: Any = {
+                "email_id": email_id,
+                "sender_email": "hello@example.com",
+                "recipients": [{"name": "Ann", "mail": "ann@example.org"}],
+                "template_id": template_id,
+                "params": {"plan": "Pro"},
+            }
+            sent = mmms.send_mail(templated)
+            with pytest.raises(MmmsError) as inline:
+                mmms.send_mail(mail(unique("inline"), "bo@example.org"))
+        patched = admin.update_key(key["key_id"], {"policy": {"inline_templates": True}})
+        server = admin.create_key({"name": unique("server"), "kind": "server"})
+        pasted = MmmsClient(stack.base, server["api_key"], origin=ORIGIN)  # a page's Origin
+        with pasted, pytest.raises(MmmsError) as from_a_page:
+            pasted.send_mail(mail(unique("pasted"), "cy@example.org"))
+        with MmmsClient(stack.base, server["api_key"]) as backend:
+            from_a_backend = backend.send_mail(mail(unique("backend"), "cy@example.org"))
+        archived = admin.delete_template(template_id)
+
+    assert (first["version"], second["version"], again_first["subject"]) == (1, 2, "Hi {{ name }}")
+    assert first["params"] == ["plan"]
+    assert template_id in listed
+    assert preview["subject"] == "Welcome, Ann"
+    assert "welcome to Team" in preview["html"]
+    assert shown["kind"] == "browser"
+    assert shown["policy"]["inline_templates"] is False
+    assert "status" in sent
+    assert sent["status"]["status"] == "sent"
+    assert (inline.value.status, inline.value.error_type) == (403, "forbidden")
+    assert ["subject"] in [detail["loc"] for detail in inline.value.details]
+    assert patched["policy"]["inline_templates"] is True
+    assert (from_a_page.value.status, from_a_page.value.error_type) == (403, "forbidden")
+    assert from_a_page.value.details[0]["loc"] == ["Origin"]
+    assert "status" in from_a_backend
+    assert from_a_backend["status"]["status"] == "sent"
+    assert archived["archived"] is True
 
 
 def test_async_python_client_against_the_app(stack: Stack) -> None:
@@ -207,6 +288,69 @@ def test_mmms_command_end_to_end(stack: Stack) -> None:
     assert "network_error" in unreachable.stderr
     assert usage.returncode == 2
     assert "--template" in usage.stderr
+
+
+def test_mmms_templates_push_list_preview_send_and_key_policies(
+    stack: Stack, tmp_path: Path
+) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    welcome = tmp_path / f"welcome-{suffix}"  # a template per folder
+    welcome.mkdir()
+    (welcome / "subject").write_text("Welcome, {{ name }}\n")
+    (welcome / "body.html").write_text("<p>Hi {{ name }}, your plan: {{ plan }}</p>")
+    (welcome / "body.txt").write_text("Hi {{ name }}, your plan: {{ plan }}")
+    (welcome / "sample_params.json").write_text('{"plan": "Pro"}')
+    flat = tmp_path / "flat"  # a folder of NAME.html + NAME.subject
+    flat.mkdir()
+    (flat / f"receipt-{suffix}.html").write_text("<p>Paid, {{ name }}</p>")
+    (flat / f"receipt-{suffix}.subject").write_text("Your receipt")
+
+    created = json_of(mmms(stack, "templates", "push", str(welcome), str(flat), "--json"))
+    unchanged = json_of(mmms(stack, "templates", "push", str(welcome), "--json"))
+    (welcome / "subject").write_text("Welcome aboard, {{ name }}")
+    updated = json_of(mmms(stack, "templates", "push", str(welcome), "--json"))
+    listed = json_of(mmms(stack, "templates", "list", "--json"))
+    template_id = updated["templates"][0]["template_id"]
+    preview = mmms(stack, "templates", "preview", template_id, "--param", "plan=Team",
+                   "--to", "Ann <ann@example.org>")  # fmt: skip
+    policy = '{"allowed_senders": ["@example.com"]}'
+    server = json_of(mmms(stack, "keys", "create", unique("srv"), "--kind", "server",
+                          "--policy", policy, "--json"))  # fmt: skip
+    shown = json_of(mmms(stack, "keys", "show", server["key_id"], "--json"))
+    table = mmms(stack, "keys", "show", server["key_id"])
+    policy_file = tmp_path / "policy.json"
+    policy_file.write_text('{"allowed_senders": ["@example.org"]}')
+    patched = json_of(
+        mmms(stack, "keys", "update", server["key_id"], "--policy", f"@{policy_file}", "--json")
+    )
+    as_server = {"MMMS_API_KEY": server["api_key"]}
+    to_bo = ("--to", "Bo <bo@example.org>", "--template", template_id, "--param", "plan=Max")
+    sent = json_of(mmms(stack, "send", "--from", "news@example.org", *to_bo, "--json", **as_server))
+    refused = mmms(stack, "send", "--from", "news@example.com", *to_bo, **as_server)
+    bad_policy = mmms(stack, "keys", "update", server["key_id"], "--policy", "[1]")
+
+    assert sorted((t["name"], t["action"], t["version"]) for t in created["templates"]) == [
+        (f"receipt-{suffix}", "created", 1),
+        (f"welcome-{suffix}", "created", 1),
+    ]
+    assert {t["name"]: t["params"] for t in created["templates"]} == {
+        f"receipt-{suffix}": [],
+        f"welcome-{suffix}": ["plan"],
+    }
+    assert [(t["action"], t["version"]) for t in unchanged["templates"]] == [("unchanged", 1)]
+    assert [(t["action"], t["version"]) for t in updated["templates"]] == [("updated", 2)]
+    assert template_id in [t["template_id"] for t in listed["templates"]]
+    assert preview.returncode == 0, preview.stderr
+    assert "Subject: Welcome aboard, Ann" in preview.stdout
+    assert "your plan: Team" in preview.stdout
+    assert (shown["kind"], shown["policy"]["allowed_senders"]) == ("server", ["@example.com"])
+    assert "policy.allowed_senders" in table.stdout
+    assert patched["policy"]["allowed_senders"] == ["@example.org"]
+    assert sent["status"]["status"] == "sent"
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("mmms: 403 forbidden: ")
+    assert "sender_email" in refused.stderr
+    assert bad_policy.returncode == 2
 
 
 def installed_package(folder: Path) -> Path:

@@ -54,6 +54,29 @@ def test_a_call_that_is_not_idempotent_is_never_retried() -> None:
     assert len(server.seen) == 1
 
 
+def test_a_new_template_version_is_never_retried_and_a_preview_is() -> None:
+    unavailable = failure(503, "service_unavailable", "Database unavailable")
+    body: Any = {"name": "welcome", "subject": "Hi", "html": "<p>Hi</p>"}
+    with (
+        scripted(unavailable, unavailable, ok({"subject": "Hi"})) as server,
+        client(server.url) as mmms,
+    ):
+        with pytest.raises(MmmsError):
+            mmms.update_template("tpl_1", body)
+        preview = mmms.preview_template("tpl_1")
+    assert preview == {"subject": "Hi"}
+    assert [(seen.method, seen.path) for seen in server.seen] == [
+        ("PUT", "/v1/templates/tpl_1"),
+        ("POST", "/v1/templates/tpl_1/preview"),
+        ("POST", "/v1/templates/tpl_1/preview"),
+    ]
+    preview_headers = server.seen[1].headers
+    assert (preview_headers["authorization"], preview_headers["x-api-key"]) == (
+        "Bearer admin-secret",
+        "ak_test",
+    )
+
+
 def test_retries_stop_after_retries_with_the_last_answer() -> None:
     limited = failure(429, "rate_limited", "Too many requests", headers={"Retry-After": "0"})
     with (

@@ -125,3 +125,45 @@ test('a page on an unlisted origin gets a clear MmmsError, and nothing is sent',
   const mmms = new MmmsClient({ baseUrl, apiKey: key.api_key, origin: `http://localhost:${port}` });
   await assert.rejects(mmms.getEmail(emailId), { status: 404 });
 });
+
+/** Sends `body` from `page` with a client made of `options`; what came back, or the error. */
+const sendFrom = (page, options, body) =>
+  page.evaluate(
+    async ({ options, body }) => {
+      const client = new window.mmms.MmmsClient(options);
+      try {
+        return { sent: await client.sendMail(body) };
+      } catch (error) {
+        const { name, status, errorType, message, details } = error;
+        return { isMmmsError: error instanceof window.mmms.MmmsError, name, status, errorType, message, details };
+      }
+    },
+    { options: { baseUrl, ...options }, body },
+  );
+
+test('a server key used from a page is refused, and nothing is sent', async () => {
+  const server = await admin.createKey({ name: unique('server'), kind: 'server' });
+  const page = await open(`http://localhost:${port}`);
+  const emailId = unique('pasted');
+  const seen = await sendFrom(page, { apiKey: server.api_key }, mail(emailId));
+  assert.equal(seen.isMmmsError, true, JSON.stringify(seen));
+  assert.deepEqual([seen.status, seen.errorType], [403, 'forbidden']);
+  assert.deepEqual(seen.details.map((detail) => detail.loc), [['Origin']]);
+  const backend = new MmmsClient({ baseUrl, apiKey: server.api_key });
+  await assert.rejects(backend.getEmail(emailId), { status: 404 });
+});
+
+test('a page sends its CAPTCHA token to a key that requires one', async () => {
+  const origin = `localhost:${port}`;
+  const guarded = await admin.createKey({
+    name: unique('captcha'),
+    origin_names: [origin],
+    policy: { require_captcha: true },
+  });
+  const page = await open(`http://localhost:${port}`);
+  const withToken = await sendFrom(page, { apiKey: guarded.api_key, captchaToken: 'good-token' }, mail(unique('human')));
+  const without = await sendFrom(page, { apiKey: guarded.api_key }, mail(unique('robot')));
+  assert.equal(withToken.sent?.status?.status, 'sent', JSON.stringify(withToken));
+  assert.deepEqual([without.status, without.errorType], [403, 'forbidden'], JSON.stringify(without));
+  assert.deepEqual(without.details.map((detail) => detail.loc), [['X-Captcha-Token']]);
+});

@@ -92,3 +92,42 @@ test('a deleted key is refused from then on', async () => {
   const client = new MmmsClient({ baseUrl, apiKey: doomed.api_key, origin });
   await assert.rejects(client.sendMail(mail(unique('late'), [{ mail: 'late@example.org' }])), { status: 401 });
 });
+
+test('stored templates: versions, preview, sending with params, archive', async () => {
+  const body = { name: unique('tpl'), subject: 'Hi {{ name }}', html: '<p>{{ name }} on {{ plan }}</p>', sample_params: { plan: 'Pro' } };
+  const created = await admin.createTemplate(body);
+  const updated = await admin.updateTemplate(created.template_id, { ...body, subject: 'Hello {{ name }}' });
+  const first = await admin.getTemplate(created.template_id, { version: 1 });
+  const names = [];
+  for await (const template of admin.templates({ limit: 1 })) names.push(template.name);
+  const preview = await admin.previewTemplate(created.template_id, { params: { plan: 'Team' }, recipient: { name: 'Bo' } });
+  const emailId = unique('tpl');
+  const sent = await mmms.sendMail({
+    email_id: emailId,
+    sender_email: 'hello@example.com',
+    recipients: [{ name: 'Ann', mail: 'ann@example.org' }],
+    template_id: created.template_id,
+    params: { plan: 'Pro' },
+  });
+  const archived = await admin.deleteTemplate(created.template_id);
+  assert.deepEqual([created.version, updated.version, first.subject], [1, 2, 'Hi {{ name }}']);
+  assert.deepEqual(created.params, ['plan']);
+  assert.ok(names.includes(body.name));
+  assert.equal(preview.subject, 'Hello Bo');
+  assert.match(preview.html, /Bo on Team/);
+  assert.equal(sent.status.status, 'sent');
+  assert.equal(archived.archived, true);
+  await assert.rejects(mmms.sendMail({ ...mail(unique('late'), [{ mail: 'x@example.org' }]), subject: undefined, html_template: undefined, template_id: created.template_id }), { status: 404 });
+});
+
+test('a key shows its policy with defaults, and PATCH changes it', async () => {
+  const shown = await admin.getKey(key.key_id);
+  const patched = await admin.updateKey(key.key_id, { policy: { allowed_senders: ['@example.com'] } });
+  assert.equal(shown.kind, 'browser');
+  assert.deepEqual(shown.origin_names, ['localhost:4321']);
+  assert.equal(shown.policy.inline_templates, true);
+  assert.deepEqual(patched.policy.allowed_senders, ['@example.com']);
+  const refused = await mmms.sendMail({ ...mail(unique('sender'), [{ mail: 'x@example.org' }]), sender_email: 'a@other.org' }).catch((e) => e);
+  assert.deepEqual([refused.status, refused.errorType, refused.details[0].loc], [403, 'forbidden', ['sender_email']]);
+  await admin.updateKey(key.key_id, { policy: { allowed_senders: null } });
+});

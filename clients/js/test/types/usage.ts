@@ -22,6 +22,11 @@ export async function usage(): Promise<void> {
   const key = await client.createKey({ name: 'front end', origin_names: ['app.example.com'] });
   await client.addOrigins(key.key_id, ['*.example.org']);
   void page;
+  const template = await client.createTemplate({ name: 'welcome', subject: 'Hi {{ name }}', html: '<p>Hi</p>' });
+  const preview: Schemas['TemplatePreview'] = await client.previewTemplate(template.template_id, { params: { plan: 'Pro' } });
+  for await (const stored of client.templates({ limit: 10 })) void stored.version;
+  const details = await client.updateKey(key.key_id, { policy: { require_captcha: true } });
+  void [preview, details.policy, (await client.getKey(key.key_id)).recipients_today];
   try {
     await client.removeSuppression('ann@example.org');
   } catch (error) {

@@ -51,6 +51,23 @@ test('a call that is not idempotent is never retried', async () => {
   assert.equal(server.requests.length, 1);
 });
 
+test('a new template version (PUT) is never retried; a preview is', async () => {
+  const unavailable = failure(503, 'service_unavailable', 'Database unavailable');
+  const server = await serve(unavailable, unavailable, ok({ subject: 'Hi' }));
+  const body = { name: 'welcome', subject: 'Hi', html: '<p>Hi</p>' };
+  await assert.rejects(client(server.url).updateTemplate('tpl_1', body), { status: 503 });
+  assert.deepEqual(await client(server.url).previewTemplate('tpl_1'), { subject: 'Hi' });
+  assert.deepEqual(
+    server.requests.map((request) => [request.method, request.url, request.headers.authorization]),
+    [
+      ['PUT', '/v1/templates/tpl_1', 'Bearer admin-secret'],
+      ['POST', '/v1/templates/tpl_1/preview', 'Bearer admin-secret'],
+      ['POST', '/v1/templates/tpl_1/preview', 'Bearer admin-secret'],
+    ],
+  );
+  assert.equal(server.requests[1].headers['x-api-key'], 'ak_test');
+});
+
 test('retries stop after `retries`, rejecting with the last answer', async () => {
   const server = await serve(failure(429, 'rate_limited', 'Too many requests', { headers: { 'retry-after': '0' } }));
   await assert.rejects(client(server.url, { retries: 2 }).getEmail('e'), { status: 429, errorType: 'rate_limited' });

@@ -141,6 +141,42 @@ class MmmsClient:
     def add_origins(self, api_key: str, origin_names: list[str]) -> m.OriginsAdded:
         return self.call(routes.add_origins(api_key, origin_names))
 
+    def get_key(self, api_key: str) -> m.ApiKeyDetails:
+        return self.call(routes.get_key(api_key))
+
+    def update_key(self, api_key: str, body: m.UpdateApiKeyRequest) -> m.ApiKeyDetails:
+        return self.call(routes.update_key(api_key, body))
+
+    def create_template(self, body: m.TemplateRequest) -> m.TemplateOut:
+        return self.call(routes.create_template(body))
+
+    def list_templates(
+        self, *, limit: int | None = None, cursor: str | None = None
+    ) -> m.TemplateList:
+        return self.call(routes.list_templates(limit=limit, cursor=cursor))
+
+    def templates(self, *, limit: int | None = None) -> Iterator[m.TemplateOut]:
+        """The latest version of every stored template, page after page."""
+        return self._pages(
+            lambda cursor: routes.list_templates(limit=limit, cursor=cursor), "templates"
+        )
+
+    def get_template(self, template_id: str, *, version: int | None = None) -> m.TemplateOut:
+        return self.call(routes.get_template(template_id, version=version))
+
+    def update_template(self, template_id: str, body: m.TemplateRequest) -> m.TemplateOut:
+        """A new version (n+1) of the template; older versions stay. Never retried."""
+        return self.call(routes.update_template(template_id, body))
+
+    def delete_template(self, template_id: str) -> m.TemplateArchived:
+        """Archive the template: new sends get 404, queued ones still render."""
+        return self.call(routes.delete_template(template_id))
+
+    def preview_template(
+        self, template_id: str, body: m.PreviewRequest | None = None
+    ) -> m.TemplatePreview:
+        return self.call(routes.preview_template(template_id, body))
+
     def list_suppressions(
         self, *, address: str | None = None, limit: int | None = None, cursor: str | None = None
     ) -> m.SuppressionList:

@@ -57,6 +57,45 @@ def add_origins(api_key: str, origin_names: list[str]) -> Call[m.OriginsAdded]:
     return Call("POST", path, body=body, auth="admin", idempotent=True)
 
 
+def get_key(api_key: str) -> Call[m.ApiKeyDetails]:
+    return Call("GET", f"/v1/api-key/{segment(api_key)}", auth="admin")
+
+
+def update_key(api_key: str, body: m.UpdateApiKeyRequest) -> Call[m.ApiKeyDetails]:
+    # Sets the fields it names: sending it twice leaves the same key, so a retry is safe.
+    return Call("PATCH", f"/v1/api-key/{segment(api_key)}", body=body, auth="admin")
+
+
+def create_template(body: m.TemplateRequest) -> Call[m.TemplateOut]:
+    return Call("POST", "/v1/templates", body=body, auth="admin")
+
+
+def list_templates(*, limit: int | None = None, cursor: str | None = None) -> Call[m.TemplateList]:
+    return Call("GET", "/v1/templates", params={"limit": limit, "cursor": cursor}, auth="admin")
+
+
+def get_template(template_id: str, *, version: int | None = None) -> Call[m.TemplateOut]:
+    path = f"/v1/templates/{segment(template_id)}"
+    return Call("GET", path, params={"version": version}, auth="admin")
+
+
+def update_template(template_id: str, body: m.TemplateRequest) -> Call[m.TemplateOut]:
+    # Each PUT makes a new version: never retried.
+    path = f"/v1/templates/{segment(template_id)}"
+    return Call("PUT", path, body=body, auth="admin", idempotent=False)
+
+
+def delete_template(template_id: str) -> Call[m.TemplateArchived]:
+    return Call("DELETE", f"/v1/templates/{segment(template_id)}", auth="admin")
+
+
+def preview_template(
+    template_id: str, body: m.PreviewRequest | None = None
+) -> Call[m.TemplatePreview]:
+    path = f"/v1/templates/{segment(template_id)}/preview"
+    return Call("POST", path, body=body or {}, auth="any", idempotent=True)
+
+
 def list_suppressions(
     *, address: str | None = None, limit: int | None = None, cursor: str | None = None
 ) -> Call[m.SuppressionList]:

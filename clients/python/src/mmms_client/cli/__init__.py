@@ -8,7 +8,8 @@ after the command) prints the answer's ``data`` as JSON for scripts; otherwise t
 Exit codes: 0 done; 1 the service refused or failed the call (its message and request id on
 stderr); 2 a usage error; 3 the service could not be reached.
 
-One module per group of commands: ``mail`` (send, status), ``keys``, ``suppressions``.
+One module per group of commands: ``mail`` (send, status), ``keys``, ``suppressions``,
+``templates``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from mmms_client.cli.keys import keys_app
 from mmms_client.cli.mail import send, status
 from mmms_client.cli.support import JsonFlag, Session
 from mmms_client.cli.suppressions import suppressions_app
+from mmms_client.cli.templates import templates_app
 from mmms_client.errors import MmmsError
 
 EXIT_REFUSED, EXIT_UNREACHABLE = 1, 3
@@ -38,6 +40,7 @@ app.command()(send)
 app.command()(status)
 app.add_typer(keys_app, name="keys")
 app.add_typer(suppressions_app, name="suppressions")
+app.add_typer(templates_app, name="templates")
 
 
 @app.callback()

@@ -43,3 +43,38 @@ def suppressions_table(entries: Iterable[Mapping[str, Any]]) -> Table:
             str(entry["created_at"]),
         )
     return table
+
+
+def templates_table(templates: Iterable[Mapping[str, Any]]) -> Table:
+    pushed = any("action" in t for t in templates)
+    table = Table("template id", "name", "version", "params", "created at")
+    if pushed:
+        table.add_column("pushed")
+    for template in templates:
+        row = [
+            str(template["template_id"]),
+            str(template["name"]),
+            str(template["version"]),
+            ", ".join(template.get("params") or []),
+            str(template["created_at"]),
+        ]
+        table.add_row(*row, *([str(template.get("action", ""))] if pushed else []))
+    return table
+
+
+def key_table(key: Mapping[str, Any]) -> Table:
+    """One key's details, a field a line (the policy's fields each on their own)."""
+    table = Table("field", "value", show_header=False)
+    for field, value in key.items():
+        if field == "policy" and isinstance(value, Mapping):
+            for name, setting in value.items():
+                table.add_row(f"policy.{name}", _plain(setting))
+        else:
+            table.add_row(field, _plain(value))
+    return table
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value) or "-"
+    return "-" if value is None else str(value)
