@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 from itertools import pairwise
 from operator import sub
@@ -14,7 +16,7 @@ import pytest
 from chalice.test import Client
 
 from chalicelib.db import Database
-from chalicelib.errors import ProviderThrottledError
+from chalicelib.errors import DatabaseUnavailableError, ProviderThrottledError
 from chalicelib.providers.chain import ProviderChain
 from chalicelib.providers.ses import SesProvider
 from chalicelib.repositories.send_rate import SendSlotRepository, Slot
@@ -23,6 +25,7 @@ from tests.integration.mail.conftest import Wire, mail_headers, seed_request
 from tests.support.fake_providers import FakeProvider, make_message
 from tests.support.moto_server import MotoServer
 from tests.support.round_trips import RoundTripCounter
+from tests.support.smtp_server import unused_port
 from tests.support.waiting import wait_until
 
 
@@ -201,3 +204,83 @@ def test_when_a_group_does_not_fit_as_many_as_fit_get_a_slot(clean_database: str
 
     # Slots now, in 1 s and in 2 s fit a 2.5 s wait; the other two are refused.
     assert sorted(outcomes) == ["paced"] * 3 + ["throttled"] * 2
+
+
+def test_with_the_database_down_sends_go_unpaced(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="mmms.send_rate")
+    down = Database(f"postgresql://postgres@127.0.0.1:{unused_port()}/postgres", timeout_seconds=1)
+    governor = SendRateGovernor(SendSlotRepository(down), {"primary": 1.0}, sleep=never_sleep)
+    provider = FakeProvider("primary")
+    chain = ProviderChain([provider], pace=governor.pace)
+    try:
+        results = [chain.send(make_message()) for _ in range(3)]
+    finally:
+        down.close()
+
+    assert [r.provider for r in results] == ["primary"] * 3  # not refused, not waited for
+    assert len(provider.sent) == 3
+    unpaced = [r for r in caplog.records if r.name == "mmms.send_rate"]
+    assert [(r.levelname, r.getMessage()) for r in unpaced] == [
+        ("WARNING", "send rate unknown (database unreachable): not paced")
+    ] * 3
+
+
+def never_sleep(seconds: float) -> None:
+    raise AssertionError(f"an unpaced send waited {seconds} s")
+
+
+class FailingSchedule(SendSlotRepository):
+    """The first reservation waits until released, then finds the database gone."""
+
+    def __init__(self, database: Database) -> None:
+        super().__init__(database)
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.calls = 0
+
+    def reserve_many(
+        self, provider: str, spacing_seconds: float, max_wait_seconds: float, count: int
+    ) -> list[Slot]:
+        self.calls += 1
+        self.entered.set()
+        assert self.release.wait(timeout=10), "the test never released the reservation"
+        raise DatabaseUnavailableError()
+
+
+def test_a_leaders_failure_reaches_the_sends_queued_behind_it(clean_database: str) -> None:
+    database = Database(clean_database, max_size=2)
+    schedule = FailingSchedule(database)
+    governor = SendRateGovernor(schedule, {"ses": 100.0}, sleep=never_sleep)
+    # Daemon threads, not a pool: a send left waiting forever must fail the test, not hang it.
+    sends = [in_a_thread(governor.pace, FakeProvider("ses")) for _ in range(5)]
+    try:
+        assert schedule.entered.wait(timeout=10)
+        wait_until(
+            lambda: queued_behind_the_leader(governor, "ses") == 4,
+            "the four other sends to queue behind the first",
+        )
+        schedule.release.set()
+        paced = [send.result(timeout=10) for send in sends]  # each is told, none waits forever
+    finally:
+        database.close()
+
+    # The first reserved alone, the four queued behind it in one statement: its failure
+    # reached the three waiting behind that statement's leader (the database is down, so
+    # none is paced), and the coalescer is free again.
+    assert paced == [0.0] * 5
+    assert schedule.calls == 2
+    assert governor.pace(FakeProvider("ses")) == 0.0
+    assert schedule.calls == 3
+
+
+def in_a_thread(function: Callable[..., float], *args: object) -> Future[float]:
+    result: Future[float] = Future()
+
+    def run() -> None:
+        try:
+            result.set_result(function(*args))
+        except BaseException as err:
+            result.set_exception(err)
+
+    threading.Thread(target=run, daemon=True).start()
+    return result
