@@ -14,7 +14,7 @@ JS_STAMP := $(JS)/node_modules/.installed
 # The browser tests' Chromium: CHROMIUM=/path, else Debian's (`apt-get install -y chromium`).
 CHROMIUM ?= $(firstword $(wildcard /usr/bin/chromium /usr/bin/chromium-browser))
 
-.PHONY: run test test-js lint openapi bench bench-render bench-cold-start bench-policy package deploy clean
+.PHONY: run test test-js lint mutation openapi bench bench-render bench-cold-start bench-policy package deploy clean
 
 $(STAMP): requirements.txt requirements-dev.txt clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,11 @@ test: lint test-js $(LAMBDA_STAMP)
 	@if [ -z "$(CHROMIUM)" ]; then \
 	  echo "NOTE: the browser tests did NOT run: no Chromium found (apt-get install -y chromium, or make test CHROMIUM=/path/to/chromium)"; \
 	else echo "Browser tests ran with $(CHROMIUM)"; fi
+
+# Mutation testing of the modules whose mistakes cost mail (slow; not part of `make test`):
+# figures in TESTING.md. MUTATION_CHILDREN=n runs n mutants at once.
+mutation: $(STAMP)
+	nice -n 10 $(BIN)/python -m tests.mutation
 
 # The contract, then what is generated from it: the clients' types (checked by make test).
 openapi: $(STAMP) $(JS_STAMP)

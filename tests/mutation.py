@@ -1,0 +1,195 @@
+"""``make mutation``: mutmut over the modules whose mistakes cost mail (not part of ``make test``).
+
+Coverage says a line ran; a mutation score says a test would notice if it were wrong. Each
+module below is mutated against the tests written for it, in a copy of the project of its
+own (``build/mutation/<module>/``), so one module can be run alone and its results are kept
+between runs. Figures, and each surviving mutant judged equivalent: ``TESTING.md``.
+
+::
+
+    python -m tests.mutation                                  # every module
+    python -m tests.mutation chalicelib/services/send_rate.py # some of them
+    python -m tests.mutation --survivors ...                  # only last run's survivors
+    python -m tests.mutation --report                         # the figures, running nothing
+
+``MUTATION_CHILDREN`` (default 1) mutants run at once; the Makefile runs it niced. The tests
+that start subprocesses (e2e, deploy, contract) are left out: a subprocess would not run the
+mutant under test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK = ROOT / "build" / "mutation"
+MAIL = "tests/integration/mail"
+
+# The send pipeline: what accepting, sending, the consumer and the sweep do to a recipient.
+PIPELINE = (
+    f"{MAIL}/test_single_send.py",
+    f"{MAIL}/test_bulk_and_consumer.py",
+    f"{MAIL}/test_batches.py",
+    f"{MAIL}/test_exactly_once.py",
+    f"{MAIL}/test_recovery.py",
+    f"{MAIL}/test_full_messages.py",
+    f"{MAIL}/test_failover.py",
+    f"{MAIL}/test_test_keys.py",
+    f"{MAIL}/test_status_and_suppressions.py",
+    "tests/integration/test_outages.py",
+    "tests/integration/test_lambda_handlers.py",
+)
+EVENTS = (
+    f"{MAIL}/test_ses_events.py",
+    f"{MAIL}/test_webhooks.py",
+    f"{MAIL}/test_test_keys.py",
+    f"{MAIL}/test_status_and_suppressions.py",
+)
+
+# Module (or glob) → the tests that pin it.
+MODULES: dict[str, tuple[str, ...]] = {
+    "chalicelib/providers/chain.py": (
+        "tests/unit/providers/test_chain.py",
+        "tests/integration/providers/test_failover.py",
+        f"{MAIL}/test_failover.py",
+    ),
+    "chalicelib/services/send_rate.py": (f"{MAIL}/test_send_rate.py",),
+    "chalicelib/services/render_budget.py": (
+        "tests/unit/test_render_budget.py",
+        "tests/unit/test_templates.py",
+        f"{MAIL}/test_render_budget.py",
+    ),
+    "chalicelib/services/suppressions.py": EVENTS,
+    "chalicelib/events/*.py": EVENTS,
+    "chalicelib/services/delivery.py": PIPELINE,
+    "chalicelib/services/sending.py": PIPELINE,
+    "chalicelib/services/messages.py": PIPELINE,
+    "chalicelib/services/consumer.py": PIPELINE,
+    "chalicelib/repositories/deliveries.py": PIPELINE,
+    "chalicelib/repositories/delivery_rows.py": PIPELINE,
+    "chalicelib/repositories/send_leases.py": PIPELINE,
+    "chalicelib/repositories/delivery_status.py": (*PIPELINE, *EVENTS),
+    "chalicelib/repositories/delivery_events.py": EVENTS,
+}
+
+COPIED = ("chalicelib", "tests", "mmms_local", "app.py", ".chalice", "docs", "pyproject.toml")
+STATUS = re.compile(r"^\s*(?P<name>\S+): (?P<status>.+)$")
+
+
+def slug(module: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", module.removeprefix("chalicelib/").removesuffix(".py"))
+
+
+def workdir(module: str) -> Path:
+    return WORK / slug(module)
+
+
+def prepare(module: str) -> Path:
+    """The module's copy of the project, current, with mutmut's settings for it."""
+    work = workdir(module)
+    work.mkdir(parents=True, exist_ok=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "node_modules")
+    for name in COPIED:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.rmtree(work / name, ignore_errors=True)
+            shutil.copytree(source, work / name, ignore=ignore)
+        else:
+            shutil.copy2(source, work / name)
+    tests = [test for test in MODULES[module] if (ROOT / test).exists()]
+    settings = "\n".join(
+        [
+            "",
+            "[tool.mutmut]",
+            'source_paths = ["chalicelib"]',
+            f"only_mutate = {_toml_list([module])}",
+            f"also_copy = {_toml_list(['app.py', 'mmms_local', '.chalice', 'docs'])}",
+            'pytest_add_cli_args = ["-p", "no:xdist", "-p", "no:cacheprovider", "-q"]',
+            f"pytest_add_cli_args_test_selection = {_toml_list(tests)}",
+            "use_git_change_detection = false",
+            "",
+        ]
+    )
+    pyproject = work / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text(encoding="utf-8") + settings, encoding="utf-8")
+    return work
+
+
+def run(module: str, *, survivors_only: bool) -> None:
+    names = survivors(module) if survivors_only else []
+    if survivors_only and not names:
+        return
+    if not survivors_only:
+        shutil.rmtree(workdir(module) / "mutants", ignore_errors=True)
+    work = prepare(module)
+    children = os.environ.get("MUTATION_CHILDREN", "1")
+    mutmut = Path(sys.executable).with_name("mutmut")
+    subprocess.run([str(mutmut), "run", "--max-children", children, *names], cwd=work, check=False)
+
+
+def statuses(module: str) -> dict[str, str]:
+    """Each mutant of ``module`` and what became of it (killed, survived, no tests, ...)."""
+    work = workdir(module)
+    if not (work / "mutants").exists():
+        return {}
+    mutmut = Path(sys.executable).with_name("mutmut")
+    listed = subprocess.run(
+        [str(mutmut), "results", "--all", "true"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    found = (STATUS.match(line) for line in listed.splitlines())
+    return {m["name"]: m["status"] for m in found if m is not None}
+
+
+def survivors(module: str) -> list[str]:
+    return [name for name, status in statuses(module).items() if status == "survived"]
+
+
+def report(modules: list[str]) -> str:
+    """A Markdown table of each module's figures."""
+    lines = [
+        "| module | mutants | killed | survived | other | score |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for module in modules:
+        counts = Counter(statuses(module).values())
+        total = sum(counts.values())
+        killed, survived = counts["killed"], counts["survived"]
+        other = total - killed - survived
+        score = f"{100 * killed / total:.1f} %" if total else "-"
+        lines.append(f"| `{module}` | {total} | {killed} | {survived} | {other} | {score} |")
+    return "\n".join(lines)
+
+
+def _toml_list(values: list[str]) -> str:
+    return "[" + ", ".join(f'"{value}"' for value in values) + "]"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("modules", nargs="*", help="modules of MODULES (default: all)")
+    parser.add_argument("--survivors", action="store_true", help="rerun last run's survivors")
+    parser.add_argument("--report", action="store_true", help="print the figures only")
+    args = parser.parse_args(argv)
+    unknown = [m for m in args.modules if m not in MODULES]
+    if unknown:
+        parser.error(f"not in MODULES: {', '.join(unknown)}")
+    modules = args.modules or list(MODULES)
+    if not args.report:
+        for module in modules:
+            run(module, survivors_only=args.survivors)
+    print(report(modules))  # noqa: T201 - the command's output
+
+
+if __name__ == "__main__":
+    main()
