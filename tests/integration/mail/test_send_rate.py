@@ -71,11 +71,15 @@ def test_a_full_schedule_refuses_before_the_provider_is_called(clean_database: s
     try:
         for _ in range(3):  # slots now, in 1 s and in 2 s
             chain.send(make_message())
-        with pytest.raises(ProviderThrottledError, match="budget full"):
+        with pytest.raises(ProviderThrottledError) as refused:
             chain.send(make_message())
     finally:
         database.close()
 
+    assert refused.value.provider == "primary"
+    assert refused.value.message == (
+        "primary: send rate budget full (1/s) for more than 2 s: retried later"
+    )
     assert len(provider.sent) == 3
     assert provider.attempts == 3
     assert [round(w) for w in waits] == [0, 1, 2]
@@ -284,3 +288,121 @@ def in_a_thread(function: Callable[..., float], *args: object) -> Future[float]:
 
     threading.Thread(target=run, daemon=True).start()
     return result
+
+
+class SelfReporting(FakeProvider):
+    """A provider that knows its own maximum rate, as SES reads its account's."""
+
+    def max_send_rate(self) -> float:
+        return 0.01  # one email every 100 s: the waits are whole, however slow the machine
+
+
+def test_a_provider_without_a_configured_rate_is_paced_at_the_rate_it_reports(
+    clean_database: str,
+) -> None:
+    database = Database(clean_database, max_size=2)
+    waits: list[float] = []
+    governor = SendRateGovernor(
+        SendSlotRepository(database), {}, max_wait_seconds=1000, sleep=waits.append
+    )
+    try:
+        paced = [governor.pace(SelfReporting("ses")) for _ in range(3)]
+    finally:
+        database.close()
+
+    assert governor.rate_of(SelfReporting("ses")) == 0.01
+    assert governor.rate_of(FakeProvider("ses")) is None
+    assert [round(w) for w in paced] == [0, 100, 200]
+    assert paced == waits
+
+
+def test_the_default_wait_for_a_slot_is_ten_seconds(clean_database: str) -> None:
+    database = Database(clean_database, max_size=2)
+    governor = SendRateGovernor(
+        SendSlotRepository(database), {"primary": 1.0}, sleep=lambda _s: None
+    )
+    try:
+        paced = [governor.pace(FakeProvider("primary")) for _ in range(11)]  # now ... in 10 s
+        with pytest.raises(ProviderThrottledError, match="for more than 10 s"):
+            governor.pace(FakeProvider("primary"))
+    finally:
+        database.close()
+
+    assert round(paced[-1]) == 10
+
+
+def test_one_send_queued_behind_another_reserves_after_it(clean_database: str) -> None:
+    database = Database(clean_database, max_size=2)
+    schedule = GatedSchedule(database)
+    governor = SendRateGovernor(schedule, {"ses": 1.0}, sleep=lambda _s: None)
+    try:
+        sends = [in_a_thread(governor.pace, FakeProvider("ses")) for _ in range(2)]
+        assert schedule.entered.wait(timeout=10)
+        wait_until(lambda: queued_behind_the_leader(governor, "ses") == 1, "the second to queue")
+        schedule.release.set()
+        paced = sorted(send.result(timeout=10) for send in sends)
+    finally:
+        database.close()
+
+    assert [len(slots) for slots in schedule.granted] == [1, 1]
+    assert [round(w) for w in paced] == [0, 1]
+
+
+class StatementLog(SendSlotRepository):
+    """The real schedule; the first statement waits for ``release``, the second for
+    ``release_group``; each statement's request and answer are recorded."""
+
+    def __init__(self, database: Database) -> None:
+        super().__init__(database)
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.group_entered = threading.Event()
+        self.release_group = threading.Event()
+        self.statements: list[tuple[int, int]] = []  # (asked, granted)
+
+    def reserve_many(
+        self, provider: str, spacing_seconds: float, max_wait_seconds: float, count: int
+    ) -> list[Slot]:
+        if not self.entered.is_set():
+            self.entered.set()
+            assert self.release.wait(timeout=10)
+        elif not self.group_entered.is_set():
+            self.group_entered.set()
+            assert self.release_group.wait(timeout=10)
+        slots = super().reserve_many(provider, spacing_seconds, max_wait_seconds, count)
+        self.statements.append((count, len(slots)))
+        return slots
+
+
+def test_a_group_larger_than_a_wait_can_cover_takes_what_fits_together_then_one_by_one(
+    clean_database: str,
+) -> None:
+    """1 email/s and a 2.5 s wait: at most 3 slots (now, 1 s, 2 s) fit in any wait. Nine
+    sends queued behind a first one reserve 3 together; then, the schedule being full, one
+    more group and one single are tried and refused."""
+    database = Database(clean_database, max_size=2)
+    schedule = StatementLog(database)
+    governor = SendRateGovernor(schedule, {"ses": 1.0}, max_wait_seconds=2.5, sleep=lambda _s: None)
+    try:
+        sends = [in_a_thread(paced_or_throttled, governor) for _ in range(10)]
+        assert schedule.entered.wait(timeout=10)
+        wait_until(lambda: queued_behind_the_leader(governor, "ses") == 9, "nine to queue")
+        schedule.release.set()
+        assert schedule.group_entered.wait(timeout=10)
+        with psycopg.connect(clean_database) as conn:  # the first's slot is long past
+            conn.execute("UPDATE send_rate_slots SET next_slot = now() - interval '1 hour'")
+        schedule.release_group.set()
+        outcomes = sorted(send.result(timeout=10) for send in sends)
+    finally:
+        database.close()
+
+    assert schedule.statements == [(1, 1), (3, 3), (3, 0), (1, 0)]
+    assert outcomes == ["paced"] * 4 + ["throttled"] * 6
+
+
+def paced_or_throttled(governor: SendRateGovernor) -> str:
+    try:
+        governor.pace(FakeProvider("ses"))
+    except ProviderThrottledError:
+        return "throttled"
+    return "paced"
