@@ -43,8 +43,8 @@ PIPELINE = (
     f"{MAIL}/test_failover.py",
     f"{MAIL}/test_test_keys.py",
     f"{MAIL}/test_status_and_suppressions.py",
-    "tests/integration/test_outages.py",
-    "tests/integration/test_lambda_handlers.py",
+    f"{MAIL}/test_outages.py",
+    f"{MAIL}/test_lambda_handlers.py",
 )
 EVENTS = (
     f"{MAIL}/test_ses_events.py",
