@@ -15,6 +15,7 @@ from chalice.app import Cron, Response, SQSEvent
 from chalicelib.bootstrap import container
 from chalicelib.controllers import (
     api_keys,
+    campaigns,
     health,
     mail,
     queue_consumer,
@@ -36,6 +37,13 @@ from chalicelib.models.api_keys import (
     CreateApiKeyRequest,
     OriginsAdded,
     UpdateApiKeyRequest,
+)
+from chalicelib.models.campaigns import (
+    CampaignCreated,
+    CampaignData,
+    CampaignList,
+    CampaignsQuery,
+    CreateCampaignRequest,
 )
 from chalicelib.models.lifecycle import (
     AddSuppressionsRequest,
@@ -377,6 +385,67 @@ def mailgun_events(ctx: RequestContext) -> Response:
 )
 def sendgrid_events(ctx: RequestContext) -> Response:
     return webhooks.sendgrid(ctx, container())
+
+
+# --- campaigns (SPEC 13) ------------------------------------------------------------------
+
+_CAMPAIGN_LINKS = {
+    "GetCampaign": ("get_campaign", {"campaign_id": "$response.body#/data/campaign_id"}),
+    "CancelCampaign": ("cancel_campaign", {"campaign_id": "$response.body#/data/campaign_id"}),
+    "EmailStatus": ("get_email_status", {"email_id": "$response.body#/data/email_id"}),
+}
+
+
+@router.route(
+    "/v1/campaigns",
+    "POST",
+    summary="Create a campaign: an email whose recipients come from an uploaded file",
+    auth=Auth.API_KEY,
+    request_model=CreateCampaignRequest,
+    response_model=CampaignCreated,
+    success_status=201,
+    links={201: _CAMPAIGN_LINKS},
+    error_statuses=(400, 401, 403, 409, 413, 422, 429, 503),
+)
+def create_campaign(ctx: RequestContext) -> Response:
+    return campaigns.create_campaign(ctx, container())
+
+
+@router.route(
+    "/v1/campaigns",
+    "GET",
+    summary="The key's campaigns, newest first (paged)",
+    auth=Auth.API_KEY,
+    query_model=CampaignsQuery,
+    response_model=CampaignList,
+    error_statuses=(401, 422, 429, 503),
+)
+def list_campaigns(ctx: RequestContext) -> Response:
+    return campaigns.list_campaigns(ctx, container())
+
+
+@router.route(
+    "/v1/campaigns/{campaign_id}",
+    "GET",
+    summary="A campaign's status, row counts, recipients per status and first errors",
+    auth=Auth.API_KEY,
+    response_model=CampaignData,
+    error_statuses=(401, 404, 429, 503),
+)
+def get_campaign(ctx: RequestContext, campaign_id: str) -> Response:
+    return campaigns.get_campaign(ctx, container(), campaign_id)
+
+
+@router.route(
+    "/v1/campaigns/{campaign_id}/cancel",
+    "POST",
+    summary="Cancel a campaign: rows not yet handed to a provider become cancelled",
+    auth=Auth.API_KEY,
+    response_model=CampaignData,
+    error_statuses=(401, 404, 409, 429, 503),
+)
+def cancel_campaign(ctx: RequestContext, campaign_id: str) -> Response:
+    return campaigns.cancel_campaign(ctx, container(), campaign_id)
 
 
 @router.route(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from psycopg.conninfo import make_conninfo
@@ -26,6 +27,7 @@ from chalicelib.providers.factory import (
 from chalicelib.queues.base import ProcessingQueue, ResultQueue
 from chalicelib.queues.sqs import SqsProcessingQueue, SqsResultQueue
 from chalicelib.repositories.api_keys import ApiKeyRepository
+from chalicelib.repositories.campaigns import CampaignRepository
 from chalicelib.repositories.deliveries import DeliveryRepository
 from chalicelib.repositories.delivery_events import DeliveryEventRepository
 from chalicelib.repositories.delivery_status import DeliveryStatusRepository
@@ -37,6 +39,8 @@ from chalicelib.repositories.suppressions import SuppressionRepository, WebhookT
 from chalicelib.repositories.templates import TemplateRepository
 from chalicelib.secrets import SecretStore
 from chalicelib.services.api_keys import AdminAuthenticator, ApiKeyService
+from chalicelib.services.campaign_processing import CampaignProcessor
+from chalicelib.services.campaigns import CampaignLimits, CampaignService
 from chalicelib.services.consumer import QueueConsumer, RetryPolicy
 from chalicelib.services.delivery import DeliveryService
 from chalicelib.services.events import EventService, InlineEvents
@@ -51,6 +55,7 @@ from chalicelib.services.status import StatusService
 from chalicelib.services.stored_templates import StoredTemplateService
 from chalicelib.services.suppressions import SuppressionService
 from chalicelib.services.webhooks import WebhookKeys, WebhookService
+from chalicelib.uploads.base import UploadStore
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -85,6 +90,9 @@ class Container:
     key_limits: KeyLimitRepository
     send_gate: SendGate
     templates: StoredTemplateService
+    campaigns: CampaignService
+    campaign_processor: CampaignProcessor
+    upload_store: UploadStore | None
 
     def close(self) -> None:
         self.delivery.close()
@@ -295,6 +303,32 @@ def build_container(
     stored_templates = StoredTemplateService(
         TemplateRepository(database), render_budget(settings), settings.max_template_bytes
     )
+    limits = mail_limits(settings)
+    mail = MailService(
+        deliveries, delivery, processing, limits, suppressions, templates=stored_templates
+    )
+    store = upload_store(settings, aws)
+    campaign_repo = CampaignRepository(database)
+    processor = CampaignProcessor(
+        campaign_repo,
+        deliveries,
+        delivery,
+        processing,
+        store,
+        max_bytes=settings.campaign_max_bytes,
+    )
+    campaigns = CampaignService(
+        campaign_repo,
+        deliveries,
+        mail,
+        processor,
+        store=store,
+        mail_limits=limits,
+        limits=CampaignLimits(
+            max_bytes=settings.campaign_max_bytes,
+            upload_expires_seconds=settings.campaign_upload_expires_seconds,
+        ),
+    )
     return Container(
         settings=settings,
         database=database,
@@ -312,22 +346,7 @@ def build_container(
         leases=leases,
         delivery_status=delivery_status,
         delivery=delivery,
-        mail=MailService(
-            deliveries,
-            delivery,
-            processing,
-            MailLimits(
-                max_recipients=settings.max_recipients,
-                max_template_bytes=settings.max_template_bytes,
-                max_attachment_bytes=settings.max_attachment_bytes,
-                max_queue_message_bytes=settings.queue_max_message_bytes,
-                max_request_queue_bytes=settings.max_request_queue_bytes,
-                redispatch_after_seconds=settings.redispatch_after_seconds,
-                render=render_budget(settings),
-            ),
-            suppressions,
-            templates=stored_templates,
-        ),
+        mail=mail,
         consumer=QueueConsumer(
             deliveries,
             delivery,
@@ -336,6 +355,7 @@ def build_container(
                 base_delay_seconds=settings.retry_base_delay_seconds,
                 max_delay_seconds=settings.retry_max_delay_seconds,
             ),
+            chunks=campaigns.chunk_jobs,
         ),
         recovery=RecoveryService(
             deliveries,
@@ -354,7 +374,38 @@ def build_container(
         key_limits=key_limits,
         send_gate=SendGate(captcha, max_recipients=settings.max_recipients),
         templates=stored_templates,
+        campaigns=campaigns,
+        campaign_processor=processor,
+        upload_store=store,
     )
+
+
+def mail_limits(settings: Settings) -> MailLimits:
+    return MailLimits(
+        max_recipients=settings.max_recipients,
+        max_template_bytes=settings.max_template_bytes,
+        max_attachment_bytes=settings.max_attachment_bytes,
+        max_queue_message_bytes=settings.queue_max_message_bytes,
+        max_request_queue_bytes=settings.max_request_queue_bytes,
+        redispatch_after_seconds=settings.redispatch_after_seconds,
+        render=render_budget(settings),
+    )
+
+
+def upload_store(settings: Settings, aws: AwsClients) -> UploadStore | None:
+    """Where campaign files go: the S3 bucket, else the local folder (``make run``), else
+    nowhere (creating a campaign is then a 503 naming the setting)."""
+    if settings.campaign_bucket:
+        from chalicelib.uploads.s3 import S3UploadStore
+
+        return S3UploadStore(lambda: aws.client("s3"), settings.campaign_bucket)
+    if settings.campaign_upload_dir and settings.campaign_upload_url:
+        from chalicelib.uploads.local import LocalUploadStore
+
+        folder = Path(settings.campaign_upload_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        return LocalUploadStore(folder, settings.campaign_upload_url)
+    return None
 
 
 _container: Container | None = None

@@ -81,6 +81,14 @@ class Settings(BaseSettings):
     redispatch_after_seconds: float = Field(default=120.0, gt=0)
     abandon_after_seconds: float = Field(default=6 * 3600.0, gt=0)
 
+    # Campaigns (SPEC 13): files go to CAMPAIGN_BUCKET (S3, presigned PUT) on AWS; under
+    # `make run` to CAMPAIGN_UPLOAD_DIR through the local server at CAMPAIGN_UPLOAD_URL.
+    campaign_bucket: str | None = None
+    campaign_max_bytes: int = Field(default=256 * 1024 * 1024, gt=0, le=5 * 1024**3)
+    campaign_upload_expires_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+    campaign_upload_dir: str | None = None
+    campaign_upload_url: str | None = None
+
     # Requests per API key per minute on API-key routes (429 beyond); 0 turns it off.
     rate_limit_per_minute: int = Field(default=600, ge=0)
 

@@ -21,7 +21,8 @@ the SPEC section 3 envelope in exactly one place (:func:`envelope_for`).
     ├── ServiceUnavailableError          503 service_unavailable: nothing was half-done
     │   ├── DatabaseUnavailableError
     │   ├── QueueUnavailableError
-    │   └── CaptchaUnavailableError      the CAPTCHA verifier cannot say
+    │   ├── CaptchaUnavailableError      the CAPTCHA verifier cannot say
+    │   └── StorageUnavailableError      the upload store (S3) cannot be reached
     ├── ConfigurationError               a setting is missing or invalid (start-up)
     ├── BatchIncompleteError             some SQS records must be retried (raised to Lambda)
     └── ProviderError                    raised by mail providers (``chalicelib.providers``)
@@ -168,6 +169,11 @@ class QueueUnavailableError(ServiceUnavailableError):
 class CaptchaUnavailableError(ServiceUnavailableError):
     def __init__(self, reason: str) -> None:
         super().__init__(f"The CAPTCHA could not be verified ({reason}); try again shortly")
+
+
+class StorageUnavailableError(ServiceUnavailableError):
+    def __init__(self, message: str = "The upload store is unreachable; try again shortly") -> None:
+        super().__init__(message)
 
 
 class ConfigurationError(MMMSError):

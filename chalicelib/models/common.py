@@ -28,6 +28,14 @@ EMAIL_PATTERN = (
     rf"^{_ATEXT}{{1,32}}(?:\.{_ATEXT}{{1,15}}){{0,2}}@(?:{_LABEL}\.){{1,4}}"
     rf"(?!(?:{'|'.join(_any_case(t) for t in _RESERVED_TLDS)})$)[A-Za-z]{{2,63}}$"
 )
+# A stricter pattern whose every match (up to 254 characters) email-validator accepts as it
+# is, its domain lower-cased (tests/unit/test_fast_addresses.py checks it on generated
+# addresses): no label with "--" in 3rd-4th place (IDNA's rule; xn-- labels included), so
+# a file of a million addresses is checked without calling email-validator for each.
+FAST_EMAIL_PATTERN = (
+    rf"^{_ATEXT}{{1,32}}(?:\.{_ATEXT}{{1,15}}){{0,2}}@(?:(?![A-Za-z0-9]{{2}}--){_LABEL}\.){{1,4}}"
+    rf"(?!(?:{'|'.join(_any_case(t) for t in _RESERVED_TLDS)})$)[A-Za-z]{{2,63}}$"
+)
 
 
 def format_utc(value: datetime) -> str:

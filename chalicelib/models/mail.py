@@ -57,6 +57,11 @@ def _valid_address(value: str) -> str:
         raise ValueError(f"invalid email address: {err}") from err
 
 
+def checked_address(value: str) -> str:
+    """``value`` normalised, if it is an address the API accepts; else ValueError (why)."""
+    return _valid_address(value)
+
+
 def _single_line(value: str) -> str:
     if "\r" in value or "\n" in value:
         raise ValueError("must not contain line breaks (CR/LF)")
@@ -154,6 +159,7 @@ class DeliveryState(enum.StrEnum):
     COMPLAINED = "complained"
     FAILED = "failed"
     SUPPRESSED = "suppressed"
+    CANCELLED = "cancelled"  # its campaign was cancelled before it was handed to a provider
 
     @property
     def succeeded(self) -> bool:

@@ -4,7 +4,9 @@ The state changes are conditional updates, so concurrent senders (the API, any n
 consumers, SQS redelivering a message) cannot both send:
 
 - ``claim_keys`` takes the send lease on the ``queued`` rows whose lease is free, each with a
-  new ``lease_token``; only one caller gets a row;
+  new ``lease_token``; only one caller gets a row; a row of a cancelled campaign is not
+  leased but ``cancelled`` there and then (so nothing of a campaign is handed to a provider
+  once its cancel is answered);
 - ``settle_many`` changes a row only for its token's holder (a sender whose lease expired
   cannot undo its successor's work); ``mark_failed`` only a row nobody holds;
 - final states set ``result_pending`` in the same update, so the outcome reaches the result
@@ -80,6 +82,14 @@ class SendLeaseRepository:
                         ON coalesce(d.api_key_id, {NO_KEY_SQL})
                            = coalesce(t.key_id, {NO_KEY_SQL})
                        AND d.email_id = t.email AND d.email_recipient_id = t.rid
+                ), cancelled AS (
+                    UPDATE deliveries d
+                       SET status = 'cancelled', status_detail = 'campaign_cancelled',
+                           result_pending = true, updated_at = now()
+                      FROM wanted w, campaigns c
+                     WHERE d.id = w.id AND d.status = 'queued' AND {LEASE_FREE}
+                       AND c.id = d.campaign_id AND c.status = 'cancelled'
+                    RETURNING {D_COLUMNS}
                 ), taken AS (
                     UPDATE deliveries d
                        SET lease_until = now() + make_interval(secs => %(lease)s),
@@ -90,13 +100,18 @@ class SendLeaseRepository:
                            updated_at = now()
                       FROM wanted w
                      WHERE d.id = w.id AND d.status = 'queued' AND {LEASE_FREE}
+                       AND NOT EXISTS (SELECT 1 FROM campaigns c WHERE c.id = d.campaign_id
+                                       AND c.status = 'cancelled')
                     RETURNING {D_COLUMNS}
                 ), found AS (
                     SELECT {D_COLUMNS}, true AS taken FROM taken d
                     UNION ALL
+                    SELECT {D_COLUMNS}, false AS taken FROM cancelled d
+                    UNION ALL
                     SELECT {D_COLUMNS}, false AS taken
                       FROM deliveries d JOIN wanted w ON w.id = d.id
                      WHERE d.id NOT IN (SELECT id FROM taken)
+                       AND d.id NOT IN (SELECT id FROM cancelled)
                 )
                 SELECT f.*, s.reason AS listed
                   FROM found f LEFT JOIN suppressions s ON s.address = lower(f.recipient)

@@ -4,6 +4,8 @@ The batch's jobs go to ``DeliveryService.deliver_many`` together (one database s
 step for the whole batch, the sends concurrent). For each record:
 
 - a *receipt* (a send whose database write had to wait, see ``delivery``) → recorded;
+- a campaign's *chunk* (several recipients recorded already, see ``campaign_processing``) →
+  its recipients still queued are sent with the batch; acknowledged once all are done;
 - a body that is not a processing message → reported ``failed`` (when it names an email and a
   recipient) and acknowledged: never retried, never crashes the batch;
 - a recipient already ``sent``/``failed`` → acknowledged without sending (at-least-once SQS
@@ -28,6 +30,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from chalicelib.errors import ServiceUnavailableError
+from chalicelib.models.campaigns import CHUNK_KEY, CampaignChunk
 from chalicelib.models.mail import ProcessingMessage
 from chalicelib.queues.base import QueueRecord
 from chalicelib.repositories.deliveries import DeliveryRepository
@@ -64,13 +67,22 @@ class BatchReport:
     retry: list[tuple[QueueRecord, int]]  # (record, delay in seconds)
 
 
+ChunkExpander = Callable[[list[CampaignChunk]], list[list[ProcessingMessage]]]
+"""Each campaign chunk's recipients still queued, as processing messages."""
+
+
 class QueueConsumer:
     def __init__(
-        self, deliveries: DeliveryRepository, delivery: DeliveryService, policy: RetryPolicy
+        self,
+        deliveries: DeliveryRepository,
+        delivery: DeliveryService,
+        policy: RetryPolicy,
+        chunks: ChunkExpander | None = None,
     ) -> None:
         self._repo = deliveries
         self._delivery = delivery
         self._policy = policy
+        self._chunks = chunks
 
     def retry_delay(self, receive_count: int) -> int:
         return self._policy.delay_for(receive_count)
@@ -79,13 +91,19 @@ class QueueConsumer:
         if not records:
             return BatchReport([], [])
         verdicts: dict[int, Verdict] = {}
-        jobs: dict[int, ProcessingMessage] = {}
+        jobs: dict[int, list[ProcessingMessage]] = {}
+        chunks: dict[int, CampaignChunk] = {}
         for index, record in enumerate(records):
             parsed = self._isolated(record, self._parse)
             if isinstance(parsed, Verdict):
                 verdicts[index] = parsed
-            else:
-                jobs[index] = parsed
+            elif isinstance(parsed, CampaignChunk):
+                chunks[index] = parsed
+            elif isinstance(parsed, ProcessingMessage):
+                jobs[index] = [parsed]
+        expanded = self._expand(chunks)
+        verdicts |= {i: v for i, v in expanded.items() if isinstance(v, Verdict)}
+        jobs |= {i: v for i, v in expanded.items() if not isinstance(v, Verdict)}
         verdicts |= self._deliver(records, jobs)
         report = BatchReport(
             acknowledged=[r for i, r in enumerate(records) if verdicts[i] is Verdict.ACK],
@@ -120,36 +138,60 @@ class QueueConsumer:
             log.exception("unexpected failure", extra={"message_id": record.message_id})
             return Verdict.RETRY
 
-    def _parse(self, record: QueueRecord) -> ProcessingMessage | Verdict:
-        """A job to send, or the verdict of a receipt or a malformed message (handled here)."""
+    def _parse(self, record: QueueRecord) -> ProcessingMessage | CampaignChunk | Verdict:
+        """A job to send, a campaign's chunk of them, or the verdict of a receipt or a
+        malformed message (handled here)."""
         fields = _loose_json(record.body)
         if isinstance(fields.get(RECEIPT_KEY), dict):
             return self._apply_receipt(record.body, fields[RECEIPT_KEY])
+        if isinstance(fields.get(CHUNK_KEY), dict) and self._chunks is not None:
+            try:
+                return CampaignChunk.model_validate(fields[CHUNK_KEY])
+            except ValidationError:
+                log.error("malformed campaign chunk", extra={"message_id": record.message_id})
+                return Verdict.ACK
         try:
             return ProcessingMessage.model_validate_json(record.body)
         except ValidationError as err:
             self._report_malformed(record, err)
             return Verdict.ACK
 
-    def _deliver(
-        self, records: list[QueueRecord], jobs: dict[int, ProcessingMessage]
-    ) -> dict[int, Verdict]:
-        """Send the batch's jobs together; a database outage before any send retries them all."""
-        if not jobs:
+    def _expand(
+        self, chunks: dict[int, CampaignChunk]
+    ) -> dict[int, list[ProcessingMessage] | Verdict]:
+        """The chunks' recipients still queued (one statement for the batch's chunks)."""
+        if not chunks or self._chunks is None:
             return {}
         try:
-            outcomes = self._delivery.deliver_many(list(jobs.values()))
+            expanded = self._chunks(list(chunks.values()))
+        except ServiceUnavailableError as err:
+            log.warning("campaign chunks are retried", extra={"error": str(err)})
+            return dict.fromkeys(chunks, Verdict.RETRY)
+        return dict(zip(chunks, expanded, strict=True))
+
+    def _deliver(
+        self, records: list[QueueRecord], jobs: dict[int, list[ProcessingMessage]]
+    ) -> dict[int, Verdict]:
+        """Send the batch's jobs together (a chunk record has several, any other one); a
+        database outage before any send retries them all. A record is acknowledged once
+        every one of its jobs is done."""
+        if not jobs:
+            return {}
+        owners = [index for index, owned in jobs.items() for _job in owned]
+        flat = [job for owned in jobs.values() for job in owned]
+        try:
+            outcomes = self._delivery.deliver_many(flat) if flat else []
         except ServiceUnavailableError as err:
             log.warning("transient failure: the batch is retried", extra={"error": str(err)})
             return dict.fromkeys(jobs, Verdict.RETRY)
         except Exception:
             log.exception("unexpected failure: the batch is retried")
             return dict.fromkeys(jobs, Verdict.RETRY)
-        verdicts: dict[int, Verdict] = {}
-        for index, outcome in zip(jobs, outcomes, strict=True):
-            verdicts[index] = self._isolated(
-                records[index], functools.partial(self._verdict, outcome)
-            )
+        verdicts: dict[int, Verdict] = dict.fromkeys(jobs, Verdict.ACK)
+        for index, outcome in zip(owners, outcomes, strict=True):
+            verdict = self._isolated(records[index], functools.partial(self._verdict, outcome))
+            if verdict is Verdict.RETRY:
+                verdicts[index] = Verdict.RETRY
         return verdicts
 
     def _verdict(self, outcome: DeliveryOutcome, record: QueueRecord) -> Verdict:

@@ -25,7 +25,7 @@ from chalicelib.errors import (
     QueueUnavailableError,
     RateLimitedError,
 )
-from chalicelib.models.mail import DeliveryState, ProcessingMessage, SendMailRequest
+from chalicelib.models.mail import DeliveryState, MailFields, ProcessingMessage, SendMailRequest
 from chalicelib.queues.base import ProcessingQueue
 from chalicelib.repositories.deliveries import DailyCharge, DeliveryRepository, QuotaExceeded
 from chalicelib.repositories.delivery_rows import Delivery, NewDelivery
@@ -105,13 +105,13 @@ class MailService:
         The recipients recorded now count against the key's recipients of the day, within
         ``daily_quota`` (429, nothing recorded, when they would pass it)."""
         self._check_limits(request)
-        source = self._template_source(api_key_id, request)
+        source = self.template_source(api_key_id, request)
         jobs = build_jobs(api_key_id, request, datetime.now(UTC), source)
         # Sized before rendering: the queue limits also bound how much rendering a request asks.
         prepared = [Prepared(job, job.model_dump_json()) for job in jobs]
         self._check_queue_sizes(prepared)
         render_all(jobs, RenderMeter(self._limits.render))
-        stored = self._keep_content(api_key_id, request.email_id, email_content(jobs[0]))
+        stored = self.keep_content(api_key_id, request.email_id, email_content(jobs[0]))
         listed = self._suppressions.listed([job.recipient_email for job in jobs])
         rows = [
             new_delivery(
@@ -126,7 +126,7 @@ class MailService:
             return self._send_now(api_key_id, prepared[0], rows[0], stored, charge)
         return self._enqueue(api_key_id, request.email_id, prepared, rows, stored, charge=charge)
 
-    def _template_source(self, api_key_id: uuid.UUID, request: SendMailRequest) -> TemplateSource:
+    def template_source(self, api_key_id: uuid.UUID, request: MailFields) -> TemplateSource:
         """The templates to render: inline, or the stored template's version. An email
         already accepted from a stored template keeps the version it was accepted with (a
         replay after a new version or an archive answers its status, it is not refused)."""
@@ -238,7 +238,7 @@ class MailService:
                 " (posting the same request again is safe)"
             )
 
-    def _keep_content(
+    def keep_content(
         self, api_key_id: uuid.UUID, email_id: str, content: dict[str, Any]
     ) -> dict[str, Any]:
         """Store the email's content and return what is stored for it.
@@ -283,23 +283,7 @@ class MailService:
             raise PayloadTooLargeError(
                 f"{len(request.recipients)} recipients; at most {limits.max_recipients} per request"
             )
-        template_bytes = sum(
-            len(t.encode("utf-8"))
-            for t in (
-                request.subject or "",
-                request.html_template or "",
-                request.text_template or "",
-            )
-        )
-        if template_bytes > limits.max_template_bytes:
-            raise PayloadTooLargeError(
-                f"templates are {template_bytes} bytes; at most {limits.max_template_bytes}"
-            )
-        attachment_bytes = sum(len(base64.b64decode(a.content)) for a in request.attachments)
-        if attachment_bytes > limits.max_attachment_bytes:
-            raise PayloadTooLargeError(
-                f"attachments are {attachment_bytes} bytes; at most {limits.max_attachment_bytes}"
-            )
+        check_content_limits(request, limits)
 
     def _check_queue_sizes(self, items: list[Prepared]) -> None:
         """Every message may go through the queue (bulk, or a retry): each must fit, and all."""
@@ -315,6 +299,27 @@ class MailService:
                 f"the request would queue {sum(sizes)} bytes; at most"
                 f" {self._limits.max_request_queue_bytes} (fewer recipients or attachments)"
             )
+
+
+def check_content_limits(request: MailFields, limits: MailLimits) -> None:
+    """The email's inline templates and attachments against the request limits (413)."""
+    template_bytes = sum(
+        len(t.encode("utf-8"))
+        for t in (
+            request.subject or "",
+            request.html_template or "",
+            request.text_template or "",
+        )
+    )
+    if template_bytes > limits.max_template_bytes:
+        raise PayloadTooLargeError(
+            f"templates are {template_bytes} bytes; at most {limits.max_template_bytes}"
+        )
+    attachment_bytes = sum(len(base64.b64decode(a.content)) for a in request.attachments)
+    if attachment_bytes > limits.max_attachment_bytes:
+        raise PayloadTooLargeError(
+            f"attachments are {attachment_bytes} bytes; at most {limits.max_attachment_bytes}"
+        )
 
 
 def _normalized(content: dict[str, Any]) -> dict[str, Any] | None:

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from chalicelib.errors import PayloadTooLargeError, RequestValidationError
-from chalicelib.models.mail import ProcessingMessage, SendMailRequest
+from chalicelib.models.mail import MailFields, ProcessingMessage, SendMailRequest
 from chalicelib.services.messages import compiled_templates, template_params, template_values
 from chalicelib.services.render_budget import RenderMeter
 from chalicelib.services.templates import TemplateLimitError, TemplateRenderError
@@ -31,7 +31,7 @@ class TemplateSource:
     version: int | None = None
 
     @classmethod
-    def inline(cls, request: SendMailRequest) -> TemplateSource:
+    def inline(cls, request: MailFields) -> TemplateSource:
         return cls(request.subject or "", request.html_template or "", request.text_template)
 
 
@@ -45,7 +45,31 @@ def build_jobs(
     ``source`` (default: the request's inline templates)."""
     source = source or TemplateSource.inline(request)
     single = len(request.recipients) == 1
-    common: dict[str, Any] = {
+    common = email_fields(api_key_id, request, queued_at, source)
+    jobs = [
+        # Validated already as part of the request: constructing skips a second validation.
+        ProcessingMessage.model_construct(
+            **common,
+            email_recipient_id=recipient.emailRecipientId
+            or (request.emailRecipientId if single else None)
+            or recipient.mail.lower(),
+            recipient_name=recipient.name,
+            recipient_email=recipient.mail,
+            recipient_company=recipient.company,
+            recipient_params=recipient.params,
+        )
+        for recipient in request.recipients
+    ]
+    refuse_duplicates(jobs)
+    return jobs
+
+
+def email_fields(
+    api_key_id: uuid.UUID, request: MailFields, queued_at: datetime, source: TemplateSource
+) -> dict[str, Any]:
+    """What every recipient's processing message of ``request``'s email carries (a campaign's
+    recipients' too: ``MailFields`` is ``POST /v1/mail`` without the recipients)."""
+    return {
         "email_id": request.email_id,
         "client_env_id": request.client_env_id,
         "sender_email": request.sender_email,
@@ -68,22 +92,6 @@ def build_jobs(
         "api_key_id": str(api_key_id),
         "queued_at": queued_at,
     }
-    jobs = [
-        # Validated already as part of the request: constructing skips a second validation.
-        ProcessingMessage.model_construct(
-            **common,
-            email_recipient_id=recipient.emailRecipientId
-            or (request.emailRecipientId if single else None)
-            or recipient.mail.lower(),
-            recipient_name=recipient.name,
-            recipient_email=recipient.mail,
-            recipient_company=recipient.company,
-            recipient_params=recipient.params,
-        )
-        for recipient in request.recipients
-    ]
-    refuse_duplicates(jobs)
-    return jobs
 
 
 def refuse_duplicates(jobs: list[ProcessingMessage]) -> None:
@@ -151,12 +159,32 @@ def render_all(jobs: list[ProcessingMessage], meter: RenderMeter) -> None:
         )
 
 
+def check_templates(sample: ProcessingMessage, meter: RenderMeter) -> None:
+    """Compile an email's templates (422 when one does not) and render them once for
+    ``sample`` under ``meter`` (413/422 over the budget): what a campaign can check before
+    its rows are known. A placeholder without a value is left to the rows (each is checked
+    for the params its templates use)."""
+    try:
+        templates = compiled_templates(sample.subject, sample.html_template, sample.text_template)
+    except TemplateRenderError as err:
+        raise RequestValidationError(
+            [{"type": "template_error", "loc": [err.field], "msg": str(err), "input": None}],
+            message="Templates could not be rendered",
+        ) from err
+    try:
+        templates.render(template_values(sample), meter, template_params(sample))
+    except TemplateLimitError as err:
+        raise _over_budget(err, None) from err
+    except TemplateRenderError:
+        pass
+
+
 def _over_budget(
-    err: TemplateLimitError, index: int
+    err: TemplateLimitError, index: int | None
 ) -> PayloadTooLargeError | RequestValidationError:
     detail = {
         "type": "template_budget",
-        "loc": ["recipients", index],
+        "loc": ["recipients", index] if index is not None else ["html_template"],
         "msg": str(err),
         "input": None,
         "ctx": {"limit": err.setting},

@@ -5,7 +5,9 @@ depend on state that a JSON Schema cannot state, so generated
 bodies are adjusted to respect them; every check stays on:
 
 - ``email_id`` names one email: posting it again with other content is a 400 (idempotency).
-  Each generated ``POST /v1/mail`` gets an ``email_id`` of its own.
+  Each generated ``POST /v1/mail`` and ``POST /v1/campaigns`` gets an ``email_id`` of its own.
+- A campaign's ``send_at`` is at most 30 days ahead (422 beyond): a later generated date is
+  moved to an hour from now.
 - ``expires_at`` of a new key must be in the future. A generated past date is moved a year
   ahead.
 - ``subject``, ``html_template`` and ``text_template`` (and a stored template's ``subject``,
@@ -38,7 +40,9 @@ def before_call(context: Any, case: Any, kwargs: Any) -> None:
     if not isinstance(body, dict):
         return
     path = case.operation.path
-    if path == "/v1/mail" and _is_identifier(body.get("email_id")):
+    if path == "/v1/campaigns" and isinstance(body.get("send_at"), str):
+        body["send_at"] = _within_a_month(body["send_at"])
+    if path in ("/v1/mail", "/v1/campaigns") and _is_identifier(body.get("email_id")):
         body["email_id"] = f"fuzz-{uuid.uuid4().hex}"
         _distinct_recipients(body.get("recipients"))
         _no_braces(body, ("subject", "html_template", "text_template"))
@@ -84,6 +88,16 @@ def _in_future(value: str) -> str:
     if parsed.tzinfo is None or parsed > datetime.now(UTC):
         return value
     return (datetime.now(UTC) + timedelta(days=365)).isoformat()
+
+
+def _within_a_month(value: str) -> str:
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return value  # not a date-time: a negative case, left as generated
+    if parsed.tzinfo is None or parsed <= datetime.now(UTC) + timedelta(days=29):
+        return value
+    return (datetime.now(UTC) + timedelta(hours=1)).isoformat()
 
 
 def _own_local_part(address: object) -> object:

@@ -20,17 +20,21 @@ from chalice.test import Client
 
 from tests.conftest import ADMIN_TOKEN
 from tests.integration.mail.conftest import ORIGIN, Wire
+from tests.support.campaigns import create_uploads
 from tests.support.captcha_verifier import SECRET, running_verifier
 from tests.support.fake_providers import FakeProvider
 from tests.support.http import create_key
 from tests.support.local_server import serving
+from tests.support.moto_server import MotoServer
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = int(os.environ.get("CONTRACT_EXAMPLES", "20"))
 SEED = os.environ.get("CONTRACT_SEED", "1")
 
 
-def test_the_app_answers_within_its_openapi_document(wire: Wire, api: Client) -> None:
+def test_the_app_answers_within_its_openapi_document(
+    wire: Wire, api: Client, moto: MotoServer
+) -> None:
     with running_verifier() as verifier:
         wire(
             sender=FakeProvider("fake"),
@@ -40,6 +44,7 @@ def test_the_app_answers_within_its_openapi_document(wire: Wire, api: Client) ->
             captcha_provider="turnstile",
             captcha_secret=SECRET,
             captcha_verify_url=verifier.url,
+            campaign_bucket=create_uploads(moto).bucket,
         )
         # A browser key whose per-IP limit and quota the run cannot reach (their 429s are
         # tested on their own): every generated send reaches the sending code.
