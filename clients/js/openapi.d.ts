@@ -262,6 +262,58 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/campaigns": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The key's campaigns, newest first (paged) */
+        get: operations["list_campaigns"];
+        put?: never;
+        /** Create a campaign: an email whose recipients come from an uploaded file */
+        post: operations["create_campaign"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/campaigns/{campaign_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A campaign's status, row counts, recipients per status and first errors */
+        get: operations["get_campaign"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/campaigns/{campaign_id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Cancel a campaign: rows not yet handed to a provider become cancelled */
+        post: operations["cancel_campaign"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/openapi.json": {
         parameters: {
             query?: never;
@@ -409,6 +461,64 @@ export interface components {
             /** Recipients */
             recipients: components["schemas"]["DeliveryStatus"][];
         };
+        /**
+         * CampaignCreated
+         * @description ``data`` of POST /v1/campaigns (201).
+         */
+        CampaignCreated: {
+            /** Campaign Id */
+            campaign_id: string;
+            /** Email Id */
+            email_id: string;
+            status: components["schemas"]["CampaignStatus"];
+            upload: components["schemas"]["UploadTarget"];
+        };
+        /**
+         * CampaignData
+         * @description ``data`` of GET /v1/campaigns/{campaign_id} (and of a cancel).
+         */
+        CampaignData: {
+            /** Campaign Id */
+            campaign_id: string;
+            /** Email Id */
+            email_id: string;
+            status: components["schemas"]["CampaignStatus"];
+            /**
+             * Format
+             * @enum {string}
+             */
+            format: "csv" | "jsonl";
+            rows: components["schemas"]["RowCounts"];
+            counts: components["schemas"]["StatusCounts"];
+            /**
+             * Errors
+             * @description The first 100, in line order
+             */
+            errors: components["schemas"]["RowError"][];
+            /** Error Count */
+            error_count: number;
+            /** Send At */
+            send_at: string | null;
+            /** Created At */
+            created_at: string;
+            /** Updated At */
+            updated_at: string;
+        };
+        /**
+         * CampaignList
+         * @description ``data`` of GET /v1/campaigns: the key's campaigns, newest first.
+         */
+        CampaignList: {
+            /** Campaigns */
+            campaigns: components["schemas"]["CampaignData"][];
+            /** Next Cursor */
+            next_cursor: string | null;
+        };
+        /**
+         * CampaignStatus
+         * @enum {string}
+         */
+        CampaignStatus: "awaiting_upload" | "validating" | "scheduled" | "sending" | "completed" | "cancelled" | "failed";
         /** CreateApiKeyRequest */
         CreateApiKeyRequest: {
             /** Name */
@@ -445,11 +555,140 @@ export interface components {
             policy?: components["schemas"]["KeyPolicyIn"];
         } & unknown;
         /**
+         * CreateCampaignRequest
+         * @description The body of POST /v1/campaigns.
+         */
+        CreateCampaignRequest: {
+            /**
+             * Sender Name
+             * @default null
+             */
+            sender_name?: string | null;
+            /**
+             * Sender Email
+             * Format: email
+             */
+            sender_email: string;
+            /**
+             * Sender Organisation Name
+             * @default null
+             */
+            sender_organisation_name?: string | null;
+            /**
+             * Subject
+             * @description Inline templates: required
+             * @default null
+             */
+            subject?: string | null;
+            /**
+             * Html Template
+             * @description Inline templates: required
+             * @default null
+             */
+            html_template?: string | null;
+            /**
+             * Text Template
+             * @default null
+             */
+            text_template?: string | null;
+            /**
+             * Template Id
+             * @description A stored template (POST /v1/templates) instead of subject/html_template/text_template
+             * @default null
+             */
+            template_id?: string | null;
+            /**
+             * Template Version
+             * @description With template_id; default: its latest
+             * @default null
+             */
+            template_version?: number | null;
+            /**
+             * Params
+             * @description Values of the templates' own placeholders, for every recipient
+             */
+            params?: {
+                [key: string]: string;
+            };
+            /**
+             * Client Env Id
+             * @default null
+             */
+            client_env_id?: string | null;
+            /** Email Id */
+            email_id: string;
+            /**
+             * Emailrecipientid
+             * @default null
+             */
+            emailRecipientId?: string | null;
+            /**
+             * Projectid
+             * @default null
+             */
+            projectId?: string | null;
+            /**
+             * Closureid
+             * @default null
+             */
+            closureId?: string | null;
+            /** Cc */
+            cc?: string[];
+            /** Bcc */
+            bcc?: string[];
+            /**
+             * Reply To
+             * @default null
+             */
+            reply_to?: string | null;
+            /** Attachments */
+            attachments?: components["schemas"]["AttachmentIn"][];
+            /** Metadata */
+            metadata?: {
+                [key: string]: string;
+            };
+            /**
+             * List Unsubscribe
+             * @description https:// URL (one-click, RFC 8058) or mailto: for List-Unsubscribe
+             * @default null
+             */
+            list_unsubscribe?: string | null;
+            /**
+             * Format
+             * @description The file's format
+             * @default csv
+             * @enum {string}
+             */
+            format?: "csv" | "jsonl";
+            /**
+             * Send At
+             * @description At most 30 days ahead. Rows are queued within a minute of it (default: as soon as the file is validated)
+             * @default null
+             */
+            send_at?: string | null;
+            /**
+             * Skip Invalid
+             * @description Skip (and list) invalid rows instead of failing the whole file
+             * @default false
+             */
+            skip_invalid?: boolean;
+        } & ({
+            subject: string;
+            html_template: string;
+            template_id?: null;
+            template_version?: null;
+        } | {
+            template_id: string;
+            subject?: null;
+            html_template?: null;
+            text_template?: null;
+        });
+        /**
          * DeliveryState
          * @description A recipient's status (SPEC 9). ``FINAL`` ones never change again.
          * @enum {string}
          */
-        DeliveryState: "queued" | "sent" | "delivered" | "bounced" | "complained" | "failed" | "suppressed";
+        DeliveryState: "queued" | "sent" | "delivered" | "bounced" | "complained" | "failed" | "suppressed" | "cancelled";
         /**
          * DeliveryStatus
          * @description The seed's status object (``data.status`` of a send, ``result`` of a report).
@@ -518,6 +757,30 @@ export interface components {
             /** Message */
             message: string;
             data: components["schemas"]["ApiKeyDetails"];
+        };
+        /** Envelope[CampaignCreated] */
+        Envelope_CampaignCreated_: {
+            /** Status */
+            status: number;
+            /** Message */
+            message: string;
+            data: components["schemas"]["CampaignCreated"];
+        };
+        /** Envelope[CampaignData] */
+        Envelope_CampaignData_: {
+            /** Status */
+            status: number;
+            /** Message */
+            message: string;
+            data: components["schemas"]["CampaignData"];
+        };
+        /** Envelope[CampaignList] */
+        Envelope_CampaignList_: {
+            /** Status */
+            status: number;
+            /** Message */
+            message: string;
+            data: components["schemas"]["CampaignList"];
         };
         /** Envelope[EmailStatusData] */
         Envelope_EmailStatusData_: {
@@ -900,6 +1163,29 @@ export interface components {
              */
             events: components["schemas"]["RecipientEvent"][];
         };
+        /** RowCounts */
+        RowCounts: {
+            /** Total */
+            total: number;
+            /** Valid */
+            valid: number;
+            /** Invalid */
+            invalid: number;
+        };
+        /**
+         * RowError
+         * @description An invalid row: its line in the file (the header is line 1).
+         */
+        RowError: {
+            /** Line */
+            line: number;
+            /** Email Recipient Id */
+            email_recipient_id: string | null;
+            /** Field */
+            field: string;
+            /** Message */
+            message: string;
+        };
         /**
          * SendGridWebhook
          * @description What SendGrid posts: a batch of events (signed in the headers).
@@ -1035,6 +1321,52 @@ export interface components {
             } | null;
             status: components["schemas"]["DeliveryStatus"];
         };
+        /**
+         * StatusCounts
+         * @description Recipients per status.
+         */
+        StatusCounts: {
+            /**
+             * Queued
+             * @default 0
+             */
+            queued?: number;
+            /**
+             * Sent
+             * @default 0
+             */
+            sent?: number;
+            /**
+             * Delivered
+             * @default 0
+             */
+            delivered?: number;
+            /**
+             * Bounced
+             * @default 0
+             */
+            bounced?: number;
+            /**
+             * Complained
+             * @default 0
+             */
+            complained?: number;
+            /**
+             * Failed
+             * @default 0
+             */
+            failed?: number;
+            /**
+             * Suppressed
+             * @default 0
+             */
+            suppressed?: number;
+            /**
+             * Cancelled
+             * @default 0
+             */
+            cancelled?: number;
+        };
         /** SuppressionDeleted */
         SuppressionDeleted: {
             /** Deleted */
@@ -1169,6 +1501,27 @@ export interface components {
              * @default null
              */
             allowed_ips?: string[] | null;
+        };
+        /**
+         * UploadTarget
+         * @description Where and how to send the file (once, before ``expires_at``).
+         */
+        UploadTarget: {
+            /**
+             * Method
+             * @constant
+             */
+            method: "PUT";
+            /** Url */
+            url: string;
+            /** Headers */
+            headers: {
+                [key: string]: string;
+            };
+            /** Max Bytes */
+            max_bytes: number;
+            /** Expires At */
+            expires_at: string;
         };
         /** WebhookAccepted */
         WebhookAccepted: {
@@ -2404,7 +2757,7 @@ export interface operations {
             query?: {
                 limit?: number;
                 cursor?: string;
-                status?: "queued" | "sent" | "delivered" | "bounced" | "complained" | "failed" | "suppressed";
+                status?: "queued" | "sent" | "delivered" | "bounced" | "complained" | "failed" | "suppressed" | "cancelled";
             };
             header?: {
                 /** @description Browser keys: required, one of the key's origins. Server keys: never (a request with an Origin is refused with 403) */
@@ -3004,6 +3357,434 @@ export interface operations {
             /** @description Validation failed */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Service unavailable: database or queue unreachable. Recipients already recorded are queued automatically when it is back; retry with the same email_id (never a new one) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    list_campaigns: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+            };
+            header?: {
+                /** @description Browser keys: required, one of the key's origins. Server keys: never (a request with an Origin is refused with 403) */
+                Origin?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The key's campaigns, newest first (paged) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_CampaignList_"];
+                };
+            };
+            /** @description Unauthorized (for webhooks: a missing, bad or stale signature, or a replay) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden: the key's policy refuses this request (details[].loc names the field); a server key used with an Origin or from an address it does not allow */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Rate limited */
+            429: {
+                headers: {
+                    /** @description Seconds until the limit's window ends (the minute, or the UTC day for the daily recipient quota) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Service unavailable: database or queue unreachable. Recipients already recorded are queued automatically when it is back; retry with the same email_id (never a new one) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    create_campaign: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Browser keys: required, one of the key's origins. Server keys: never (a request with an Origin is refused with 403) */
+                Origin?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateCampaignRequest"];
+            };
+        };
+        responses: {
+            /** @description Create a campaign: an email whose recipients come from an uploaded file */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_CampaignCreated_"];
+                };
+            };
+            /** @description Business rule broken or message rejected */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unauthorized (for webhooks: a missing, bad or stale signature, or a replay) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden: the key's policy refuses this request (details[].loc names the field); a server key used with an Origin or from an address it does not allow */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflict: the resource is in a state that refuses the action */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Payload too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unsupported media type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Rate limited */
+            429: {
+                headers: {
+                    /** @description Seconds until the limit's window ends (the minute, or the UTC day for the daily recipient quota) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Service unavailable: database or queue unreachable. Recipients already recorded are queued automatically when it is back; retry with the same email_id (never a new one) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    get_campaign: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Browser keys: required, one of the key's origins. Server keys: never (a request with an Origin is refused with 403) */
+                Origin?: string;
+            };
+            path: {
+                /** @description Percent-encoded as UTF-8 */
+                campaign_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A campaign's status, row counts, recipients per status and first errors */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_CampaignData_"];
+                };
+            };
+            /** @description Unauthorized (for webhooks: a missing, bad or stale signature, or a replay) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden: the key's policy refuses this request (details[].loc names the field); a server key used with an Origin or from an address it does not allow */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Rate limited */
+            429: {
+                headers: {
+                    /** @description Seconds until the limit's window ends (the minute, or the UTC day for the daily recipient quota) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Service unavailable: database or queue unreachable. Recipients already recorded are queued automatically when it is back; retry with the same email_id (never a new one) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    cancel_campaign: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Browser keys: required, one of the key's origins. Server keys: never (a request with an Origin is refused with 403) */
+                Origin?: string;
+            };
+            path: {
+                /** @description Percent-encoded as UTF-8 */
+                campaign_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Cancel a campaign: rows not yet handed to a provider become cancelled */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_CampaignData_"];
+                };
+            };
+            /** @description Unauthorized (for webhooks: a missing, bad or stale signature, or a replay) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden: the key's policy refuses this request (details[].loc names the field); a server key used with an Origin or from an address it does not allow */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Conflict: the resource is in a state that refuses the action */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation failed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Rate limited */
+            429: {
+                headers: {
+                    /** @description Seconds until the limit's window ends (the minute, or the UTC day for the daily recipient quota) */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {

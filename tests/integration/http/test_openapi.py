@@ -28,6 +28,7 @@ SAMPLES = {
     "email_recipient_id": "r-1",
     "address": "someone@example.org",
     "template_id": "tpl_0000000000000000",
+    "campaign_id": "cmp_sample",
 }
 
 

@@ -35,10 +35,82 @@ class AttachmentIn(TypedDict, closed=True):
     content: str
 
 
+CampaignStatus: TypeAlias = Literal['awaiting_upload', 'validating', 'scheduled', 'sending', 'completed', 'cancelled', 'failed']
+
+
 AllowedIp: TypeAlias = str
 
 
-DeliveryState: TypeAlias = Literal['queued', 'sent', 'delivered', 'bounced', 'complained', 'failed', 'suppressed']
+CcItem: TypeAlias = str
+
+
+BccItem: TypeAlias = str
+
+
+class CreateCampaignRequest1(TypedDict, closed=True):
+    """
+    The body of POST /v1/campaigns.
+    """
+
+    sender_name: NotRequired[str | None]
+    sender_email: str
+    sender_organisation_name: NotRequired[str | None]
+    subject: str | None
+    html_template: str | None
+    text_template: NotRequired[str | None]
+    template_id: NotRequired[str | None]
+    template_version: NotRequired[int | None]
+    params: NotRequired[dict[str, str]]
+    client_env_id: NotRequired[str | None]
+    email_id: str
+    emailRecipientId: NotRequired[str | None]
+    projectId: NotRequired[str | None]
+    closureId: NotRequired[str | None]
+    cc: NotRequired[list[CcItem]]
+    bcc: NotRequired[list[BccItem]]
+    reply_to: NotRequired[str | None]
+    attachments: NotRequired[list[AttachmentIn]]
+    metadata: NotRequired[dict[str, str]]
+    list_unsubscribe: NotRequired[str | None]
+    format: NotRequired[Literal['csv', 'jsonl']]
+    send_at: NotRequired[str | None]
+    skip_invalid: NotRequired[bool]
+
+
+class CreateCampaignRequest2(TypedDict, closed=True):
+    """
+    The body of POST /v1/campaigns.
+    """
+
+    sender_name: NotRequired[str | None]
+    sender_email: str
+    sender_organisation_name: NotRequired[str | None]
+    subject: NotRequired[str | None]
+    html_template: NotRequired[str | None]
+    text_template: NotRequired[str | None]
+    template_id: str | None
+    template_version: NotRequired[int | None]
+    params: NotRequired[dict[str, str]]
+    client_env_id: NotRequired[str | None]
+    email_id: str
+    emailRecipientId: NotRequired[str | None]
+    projectId: NotRequired[str | None]
+    closureId: NotRequired[str | None]
+    cc: NotRequired[list[CcItem]]
+    bcc: NotRequired[list[BccItem]]
+    reply_to: NotRequired[str | None]
+    attachments: NotRequired[list[AttachmentIn]]
+    metadata: NotRequired[dict[str, str]]
+    list_unsubscribe: NotRequired[str | None]
+    format: NotRequired[Literal['csv', 'jsonl']]
+    send_at: NotRequired[str | None]
+    skip_invalid: NotRequired[bool]
+
+
+CreateCampaignRequest: TypeAlias = CreateCampaignRequest1 | CreateCampaignRequest2
+
+
+DeliveryState: TypeAlias = Literal['queued', 'sent', 'delivered', 'bounced', 'complained', 'failed', 'suppressed', 'cancelled']
 
 
 class DeliveryStatus(TypedDict):
@@ -203,16 +275,27 @@ class RecipientStatusData(TypedDict):
     events: list[RecipientEvent]
 
 
+class RowCounts(TypedDict):
+    total: int
+    valid: int
+    invalid: int
+
+
+class RowError(TypedDict):
+    """
+    An invalid row: its line in the file (the header is line 1).
+    """
+
+    line: int
+    email_recipient_id: str | None
+    field: str
+    message: str
+
+
 SendGridWebhook: TypeAlias = list[dict[str, Any]]
 """
 What SendGrid posts: a batch of events (signed in the headers).
 """
-
-
-CcItem: TypeAlias = str
-
-
-BccItem: TypeAlias = str
 
 
 class SendMailRequest1(TypedDict, closed=True):
@@ -284,6 +367,21 @@ class SingleSendData(TypedDict):
     status: DeliveryStatus
 
 
+class StatusCounts(TypedDict):
+    """
+    Recipients per status.
+    """
+
+    queued: NotRequired[int]
+    sent: NotRequired[int]
+    delivered: NotRequired[int]
+    bounced: NotRequired[int]
+    complained: NotRequired[int]
+    failed: NotRequired[int]
+    suppressed: NotRequired[int]
+    cancelled: NotRequired[int]
+
+
 class SuppressionDeleted(TypedDict):
     deleted: bool
     address: str
@@ -348,6 +446,18 @@ class UpdateApiKeyRequest(TypedDict, closed=True):
     allowed_ips: NotRequired[list[AllowedIp] | None]
 
 
+class UploadTarget(TypedDict):
+    """
+    Where and how to send the file (once, before ``expires_at``).
+    """
+
+    method: Literal['PUT']
+    url: str
+    headers: dict[str, str]
+    max_bytes: int
+    expires_at: str
+
+
 class WebhookAccepted(TypedDict):
     received: int
     applied: int
@@ -401,6 +511,44 @@ class BulkAcceptedData(TypedDict):
     recipients: list[DeliveryStatus]
 
 
+class CampaignCreated(TypedDict):
+    """
+    ``data`` of POST /v1/campaigns (201).
+    """
+
+    campaign_id: str
+    email_id: str
+    status: CampaignStatus
+    upload: UploadTarget
+
+
+class CampaignData(TypedDict):
+    """
+    ``data`` of GET /v1/campaigns/{campaign_id} (and of a cancel).
+    """
+
+    campaign_id: str
+    email_id: str
+    status: CampaignStatus
+    format: Literal['csv', 'jsonl']
+    rows: RowCounts
+    counts: StatusCounts
+    errors: list[RowError]
+    error_count: int
+    send_at: str | None
+    created_at: str
+    updated_at: str
+
+
+class CampaignList(TypedDict):
+    """
+    ``data`` of GET /v1/campaigns: the key's campaigns, newest first.
+    """
+
+    campaigns: list[CampaignData]
+    next_cursor: str | None
+
+
 class CreateApiKeyRequest(TypedDict, closed=True):
     name: str
     kind: NotRequired[Literal['browser', 'server']]
@@ -432,6 +580,24 @@ class EnvelopeApiKeyDetails(TypedDict):
     status: int
     message: str
     data: ApiKeyDetails
+
+
+class EnvelopeCampaignCreated(TypedDict):
+    status: int
+    message: str
+    data: CampaignCreated
+
+
+class EnvelopeCampaignData(TypedDict):
+    status: int
+    message: str
+    data: CampaignData
+
+
+class EnvelopeCampaignList(TypedDict):
+    status: int
+    message: str
+    data: CampaignList
 
 
 class EnvelopeEmailStatusData(TypedDict):
