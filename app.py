@@ -405,7 +405,7 @@ _CAMPAIGN_LINKS = {
     response_model=CampaignCreated,
     success_status=201,
     links={201: _CAMPAIGN_LINKS},
-    error_statuses=(400, 401, 403, 409, 413, 422, 429, 503),
+    error_statuses=(400, 401, 403, 404, 409, 413, 422, 429, 503),
 )
 def create_campaign(ctx: RequestContext) -> Response:
     return campaigns.create_campaign(ctx, container())
