@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
+import pytest
 from psycopg.conninfo import make_conninfo
 
-from chalicelib.migrate import apply_migrations, migration_files
+from chalicelib.migrate import apply_migrations, main, migration_files
 from tests.support.database import isolated_schema
 from tests.support.waiting import wait_until
 
@@ -69,3 +71,44 @@ def test_two_runners_at_once_apply_each_migration_once(postgres_url: str) -> Non
         with psycopg.connect(url) as conn:
             count = conn.execute("SELECT count(*) FROM schema_migrations").fetchone()
         assert count == (len(every_version),)
+
+
+class Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def applied(self) -> list[object]:
+        found = [r for r in self.records if r.getMessage() == "migrations up to date"]
+        self.records.clear()
+        return [getattr(r, "applied", None) for r in found]
+
+
+def test_main_migrates_the_configured_database_and_says_so(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``python -m chalicelib.migrate``: the settings' database, every migration, once."""
+    with isolated_schema(postgres_url) as url:
+        for name, value in {
+            "DATABASE_URL": url,
+            "ADMIN_TOKEN": "x" * 20,
+            "MAIL_QUEUE_URL": "http://127.0.0.1:9/q",
+            "MAIL_RESULT_QUEUE_URL": "http://127.0.0.1:9/r",
+        }.items():
+            monkeypatch.setenv(name, value)
+        log = Records()  # main() configures the mmms loggers (JSON, no propagation)
+        logging.getLogger("mmms.migrate").addHandler(log)
+        try:
+            main()
+            first = log.applied()
+            main()
+            second = log.applied()
+        finally:
+            logging.getLogger("mmms.migrate").removeHandler(log)
+
+        assert first == [[version for version, _ in migration_files()]]
+        assert second == [[]]
+        assert {"schema_migrations", "api_keys", "deliveries"} <= tables(url)

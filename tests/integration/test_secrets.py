@@ -8,17 +8,19 @@ from collections.abc import Iterator
 import boto3
 import psycopg
 import pytest
+from botocore.config import Config
 from chalice.test import Client
 from psycopg.conninfo import conninfo_to_dict
 
 from chalicelib.bootstrap import build_container, resolve_conninfo, use_container
 from chalicelib.config import Settings
-from chalicelib.errors import ConfigurationError
+from chalicelib.errors import ConfigurationError, ServiceUnavailableError
 from chalicelib.secrets import SecretStore
 from mmms_local import gateway
 from tests.support.fake_providers import FakeProvider
 from tests.support.http import call
 from tests.support.moto_server import MotoServer
+from tests.support.smtp_server import unused_port
 
 ADMIN = "admin-token-from-secrets-manager"
 
@@ -135,3 +137,75 @@ def test_secrets_are_read_once_per_process(moto: MotoServer, secrets_manager: ob
 def test_a_missing_secret_is_a_configuration_error_naming_it(moto: MotoServer) -> None:
     with pytest.raises(ConfigurationError, match="mmms/db"):
         resolve_conninfo(settings_from_secrets(moto, admin_token="x" * 20))
+
+
+def store_on(moto: MotoServer) -> SecretStore:
+    return SecretStore(
+        lambda: boto3.client(
+            "secretsmanager", endpoint_url=moto.endpoint_url, region_name=moto.region
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("host=db user=mmms", "Secret 'mmms/db' is not JSON"),
+        ('["host", "db"]', "Secret 'mmms/db' is not a JSON object"),
+    ],
+)
+def test_a_secret_that_is_not_a_json_object_is_a_configuration_error(
+    moto: MotoServer, secrets_manager: object, value: str, problem: str
+) -> None:
+    secrets_manager.create_secret(Name="mmms/db", SecretString=value)  # type: ignore[attr-defined]
+
+    with pytest.raises(ConfigurationError) as raised:
+        store_on(moto).get_json("mmms/db")
+
+    assert raised.value.message == problem
+    assert raised.value.status == 500  # a deployment mistake, not an outage
+
+
+def test_a_binary_secret_is_a_configuration_error(
+    moto: MotoServer, secrets_manager: object
+) -> None:
+    secrets_manager.create_secret(Name="mmms/db", SecretBinary=b"\x00\x01")  # type: ignore[attr-defined]
+
+    with pytest.raises(ConfigurationError) as raised:
+        store_on(moto).get_string("mmms/db")
+
+    assert raised.value.message == "Secret 'mmms/db' has no SecretString"
+
+
+def test_other_secrets_manager_errors_are_503_and_not_remembered(
+    moto: MotoServer, secrets_manager: object
+) -> None:
+    secrets_manager.create_secret(Name="mmms/db", SecretString="{}")  # type: ignore[attr-defined]
+    secrets_manager.delete_secret(SecretId="mmms/db")  # type: ignore[attr-defined]
+    store = store_on(moto)
+
+    with pytest.raises(ServiceUnavailableError) as raised:
+        store.get_string("mmms/db")
+    secrets_manager.restore_secret(SecretId="mmms/db")  # type: ignore[attr-defined]
+    secrets_manager.put_secret_value(SecretId="mmms/db", SecretString='{"restored": 1}')  # type: ignore[attr-defined]
+
+    # Marked for deletion: Secrets Manager's InvalidRequestException.
+    assert raised.value.message == "Secrets Manager failed: InvalidRequestException"
+    assert raised.value.status == 503
+    assert store.get_string("mmms/db") == '{"restored": 1}'  # the failure was not cached
+
+
+def test_secrets_manager_unreachable_is_503(moto: MotoServer) -> None:
+    store = SecretStore(
+        lambda: boto3.client(
+            "secretsmanager",
+            endpoint_url=f"http://127.0.0.1:{unused_port()}",
+            region_name=moto.region,
+            config=Config(retries={"total_max_attempts": 1}),
+        )
+    )
+
+    with pytest.raises(ServiceUnavailableError) as raised:
+        store.get_string("mmms/db")
+
+    assert raised.value.message == "Secrets Manager is unreachable"
