@@ -43,7 +43,7 @@ def wire(
 
     def build(sender: Any = None, **overrides: Any) -> Container:
         settings = make_settings(
-            clean_database,
+            overrides.pop("database_url", clean_database),  # e.g. through an outage proxy
             **{
                 "mail_queue_url": queues.processing,
                 "mail_result_queue_url": queues.result,
