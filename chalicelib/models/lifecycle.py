@@ -7,11 +7,12 @@ turn them into :class:`ProviderEvent`, the one shape the events service applies.
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel, StringConstraints
 
 from chalicelib.models.common import NoNulModel, RequestModel, UtcDatetime
 from chalicelib.models.mail import DeliveryState, DeliveryStatus, EmailAddress
@@ -124,17 +125,33 @@ class RecipientStatusData(RecipientStatus):
 SuppressionReason = Literal["bounce", "complaint", "manual"]
 
 
-class SuppressionQuery(PageQuery):
+# No address holds a space (quoted local parts are refused), and a query string reads a bare
+# "+" as a space, behind API Gateway as locally: ?address=a+b@x.org asks about "a b@x.org".
+# Spaces around it are trimmed by the lookup; one inside is a 422 that says so.
+LOOKUP_ADDRESS_PATTERN = r"^ *[^ \x00]+ *$"
+
+
+def _no_inner_space(value: str) -> str:
+    if not re.fullmatch(LOOKUP_ADDRESS_PATTERN, value):
+        raise ValueError(
+            "an address has no spaces: a query string reads + as a space, send + as %2B"
+        )
+    return value
+
+
+LookupAddress = Annotated[
+    str,
     # Taken as given (the lookup trims and lower-cases it), so the bounds are the schema's.
-    address: (
-        Annotated[
-            str,
-            StringConstraints(
-                strip_whitespace=False, min_length=1, max_length=320, pattern=r"^[^\x00]+$"
-            ),
-        ]
-        | None
-    ) = Field(default=None, description="Look up one address (case-insensitive)")
+    StringConstraints(strip_whitespace=False, min_length=1, max_length=320, pattern=r"^[^\x00]+$"),
+    Field(json_schema_extra={"pattern": LOOKUP_ADDRESS_PATTERN}),
+    AfterValidator(_no_inner_space),
+]
+
+
+class SuppressionQuery(PageQuery):
+    address: LookupAddress | None = Field(
+        default=None, description="Look up one address (case-insensitive; + as %2B)"
+    )
 
 
 class AddSuppressionsRequest(RequestModel):
