@@ -254,6 +254,16 @@ class CampaignRepository:
             ).fetchone()
         return row is not None
 
+    def held(self, campaign_id: str) -> int:
+        """Rows of the campaign a sender holds now (leased, not yet settled)."""
+        with self._db.statement() as conn:
+            row = conn.execute(
+                "SELECT count(*) AS n FROM deliveries WHERE campaign_id = %s"
+                " AND status = 'queued' AND lease_until >= now()",
+                (campaign_id,),
+            ).fetchone()
+        return int(row["n"]) if row else 0
+
     def cancel_queued(self, campaign_id: str, limit: int) -> list[Delivery]:
         """Up to ``limit`` queued rows of a cancelled campaign that nobody holds → ``cancelled``
         (report pending); the rows changed."""

@@ -69,6 +69,8 @@ class CampaignProcessor:
         *,
         max_bytes: int,
         clock: Clock = time.monotonic,
+        checkpoint_rows: int = CHECKPOINT_ROWS,
+        fan_out_rows: int = FAN_OUT_ROWS,
     ) -> None:
         self._repo = campaigns
         self._deliveries = deliveries
@@ -77,6 +79,8 @@ class CampaignProcessor:
         self._store = store
         self._max_bytes = max_bytes
         self._clock = clock
+        self._checkpoint_rows = checkpoint_rows
+        self._fan_out_rows = fan_out_rows
 
     def uploaded(self, key: str, deadline: float) -> str | None:
         """An upload finished (S3 notification, or the local server): start validating its
@@ -192,7 +196,6 @@ class CampaignProcessor:
             progress.error_count,
         )
         errors = progress.errors
-        doomed = invalid > 0 and not campaign.skip_invalid
         staged: list[StagedRow] = []
         line = progress.through_line
         since_checkpoint = 0
@@ -202,26 +205,26 @@ class CampaignProcessor:
             verdict = validator.check(raw)
             row = verdict.row
             if row is not None:
-                if not doomed:
-                    staged.append(
-                        (
-                            row.line,
-                            row.email_recipient_id,
-                            row.recipient,
-                            row.name,
-                            row.company,
-                            json.dumps(row.params) if row.params else "{}",
-                        )
+                # Staged even when an invalid row fails the file: a duplicate recipient id
+                # is found among the staged rows, and every invalid row is counted.
+                staged.append(
+                    (
+                        row.line,
+                        row.email_recipient_id,
+                        row.recipient,
+                        row.name,
+                        row.company,
+                        json.dumps(row.params) if row.params else "{}",
                     )
+                )
             else:
                 invalid += 1
                 error_count += 1
-                doomed = doomed or not campaign.skip_invalid
                 if len(errors) < MAX_LISTED_ERRORS and verdict.problem is not None:
                     field, message = verdict.problem
                     errors.append(_row_error(raw.line, verdict.email_recipient_id, field, message))
             since_checkpoint += 1
-            if since_checkpoint >= CHECKPOINT_ROWS:
+            if since_checkpoint >= self._checkpoint_rows:
                 checkpoint = Progress(line, total, invalid, error_count, errors)
                 self._repo.stage(campaign.id, token, staged, checkpoint)
                 staged, since_checkpoint = [], 0
@@ -305,7 +308,7 @@ class CampaignProcessor:
                 campaign.id,
                 token,
                 after_line=after,
-                limit=FAN_OUT_ROWS,
+                limit=self._fan_out_rows,
                 email=email,
                 suppressed_detail=suppression_detail("{reason}"),
             )

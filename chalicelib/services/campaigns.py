@@ -44,6 +44,9 @@ log = logging.getLogger("mmms.campaigns")
 
 CONTENT_TYPES = {"csv": "text/csv", "jsonl": "application/x-ndjson"}
 CANCEL_BUDGET_SECONDS = 2.0  # rows of a cancel settled in the request; the tick does the rest
+# How long a cancel waits for the rows senders hold to be sent (within API Gateway's 29 s).
+CANCEL_WAIT_SECONDS = 20.0
+CANCEL_POLL_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -174,7 +177,11 @@ class CampaignService:
     def cancel(self, api_key_id: uuid.UUID, campaign_id: str) -> Campaign:
         """Cancel a campaign that has not finished (409 otherwise). Its rows not yet handed
         to a provider become ``cancelled``, each reported once: those this request has
-        time for now, the rest by the tick within a minute (none is sent meanwhile)."""
+        time for now, the rest by the tick within a minute (none is sent meanwhile).
+
+        From the cancel's commit on no row of it is leased for sending; the answer waits
+        (up to ``CANCEL_WAIT_SECONDS``) for the rows senders already held to be sent, so
+        nothing of the campaign is sent after it."""
         campaign = self.get(api_key_id, campaign_id)
         if campaign.status.finished or not self._repo.cancel(campaign_id, api_key_id):
             current = self.get(api_key_id, campaign_id)
@@ -182,6 +189,9 @@ class CampaignService:
                 f"campaign {campaign_id} is {current.status.value}: it cannot be cancelled",
                 details={"campaign_id": campaign_id, "status": current.status.value},
             )
+        deadline = time.monotonic() + CANCEL_WAIT_SECONDS
+        while self._repo.held(campaign_id) and time.monotonic() < deadline:
+            time.sleep(CANCEL_POLL_SECONDS)
         self._processor.process(campaign_id, time.monotonic() + CANCEL_BUDGET_SECONDS)
         return self.get(api_key_id, campaign_id)
 

@@ -3,18 +3,25 @@ notification on the uploads queue, processing, the consumer sending, status and 
 
 from __future__ import annotations
 
+import json
+import time
+import uuid
 from typing import Any
 
+import psycopg
 import pytest
 from chalice.test import Client
 
-from chalicelib.bootstrap import Container
+from chalicelib.bootstrap import Container, build_container
+from chalicelib.repositories.campaigns import CampaignRepository
+from tests.conftest import make_settings
 from tests.integration.mail.conftest import SENDER, Wire, mail_headers
 from tests.support.campaigns import Uploads, create_uploads, handle_uploads, notifications, put_file
 from tests.support.fake_providers import FakeProvider
-from tests.support.http import call
+from tests.support.http import ADMIN_HEADERS, call, create_key
 from tests.support.moto_server import MotoServer
 from tests.support.queues import Queues, consume_until_empty
+from tests.support.round_trips import RoundTripCounter
 
 
 @pytest.fixture
@@ -60,6 +67,27 @@ def status(api: Client, key: str, campaign_id: str) -> dict[str, Any]:
     return data
 
 
+def upload_and_process(
+    services: Container, api: Client, key: str, data: bytes, **overrides: Any
+) -> dict[str, Any]:
+    """Create a campaign, upload ``data`` with its URL, process it (as the upload handler
+    does); the campaign's status afterwards."""
+    created = create(api, key, **overrides)
+    assert put_file(created["upload"], data).status_code == 200
+    record = CampaignRepository(services.database).get(created["campaign_id"])
+    assert record is not None
+    services.campaign_processor.uploaded(record.upload_key, time.monotonic() + 60)
+    return status(api, key, created["campaign_id"])
+
+
+def lines(*rows: str) -> bytes:
+    return ("\r\n".join(rows) + "\r\n").encode("utf-8")
+
+
+def reports(queues: Queues) -> list[dict[str, Any]]:
+    return queues.drain_json(queues.result)
+
+
 def test_a_csv_campaign_is_uploaded_notified_validated_and_sent(
     services: Container,
     api: Client,
@@ -87,3 +115,383 @@ def test_a_csv_campaign_is_uploaded_notified_validated_and_sent(
     assert final["counts"]["sent"] == 2
     assert sorted(m.to[0].email for m in provider.sent) == ["ann@example.org", "ben@example.org"]
     assert "Hi Ann of A, Inc." in next(m.html for m in provider.sent if m.to[0].name == "Ann")
+    # The recipients are the email's, on the status lookup too.
+    mail = call(api, "GET", "/v1/mail/campaign-1", headers=mail_headers(api_key))
+    assert mail.json["data"]["count"] == 2
+
+
+def test_csv_quoting_extra_columns_as_params_and_line_numbers(
+    services: Container, api: Client, api_key: str, queues: Queues, provider: FakeProvider
+) -> None:
+    data = lines(
+        "emailRecipientId,mail,name,plan",
+        'r-1,ann@example.org,"Ann ""the first""",gold',
+        'r-2,ben@example.org,Ben,"silver,',
+        'with a line break"',
+        "r-3,not-an-address,Cy,bronze",
+    )
+    final = upload_and_process(
+        services,
+        api,
+        api_key,
+        data,
+        subject="{{name}}",
+        html_template="<p>{{name}}: {{plan}}</p>",
+        skip_invalid=True,
+    )
+    consume_until_empty(services, queues)
+
+    assert final["rows"] == {"total": 3, "valid": 2, "invalid": 1}
+    # r-2's quoted value spans two lines: r-3 starts on line 5.
+    assert final["errors"] == [
+        {
+            "line": 5,
+            "email_recipient_id": "r-3",
+            "field": "mail",
+            "message": final["errors"][0]["message"],
+        }
+    ]
+    bodies = sorted(m.html for m in provider.sent)
+    assert bodies[0] == "<p>Ann &#34;the first&#34;: gold</p>"
+    assert bodies[1] == "<p>Ben: silver,\r\nwith a line break</p>"
+
+
+def test_jsonl_rows_with_params_and_the_emails_params(
+    services: Container, api: Client, api_key: str, queues: Queues, provider: FakeProvider
+) -> None:
+    rows = [
+        {"mail": "ann@example.org", "name": "Ann", "params": {"code": "A1"}},
+        {"mail": "ben@example.org", "emailRecipientId": "ben", "params": {"code": "B2"}},
+    ]
+    data = "\n".join(json.dumps(r) for r in rows).encode() + b"\n\n"
+    final = upload_and_process(
+        services,
+        api,
+        api_key,
+        data,
+        format="jsonl",
+        subject="{{greeting}} {{name}}",
+        html_template="<p>code {{code}}</p>",
+        params={"greeting": "Hello"},
+    )
+    consume_until_empty(services, queues)
+
+    final = status(api, api_key, final["campaign_id"])
+    assert final["rows"] == {"total": 2, "valid": 2, "invalid": 0}
+    assert final["status"] == "completed"
+    assert sorted((m.subject, m.html) for m in provider.sent) == [
+        ("Hello ", "<p>code B2</p>"),
+        ("Hello Ann", "<p>code A1</p>"),
+    ]
+
+
+def test_an_invalid_row_fails_the_whole_file_with_line_numbers(
+    services: Container, api: Client, api_key: str, queues: Queues, provider: FakeProvider
+) -> None:
+    data = lines(
+        "mail,name,emailRecipientId,code",
+        "ann@example.org,Ann,r-1,1",
+        "bad@,Bad,r-2,2",
+        "cy@example.org,Cy,r-1,3",  # the same recipient id as line 2
+        "dan@example.org,Dan,r-4,",  # the template needs {{code}}
+        'eve@example.org,"Eve\nwith a break",r-5,5',
+    )
+    final = upload_and_process(
+        services, api, api_key, data, html_template="<p>{{name}} {{code}}</p>"
+    )
+    consume_until_empty(services, queues)
+
+    assert final["status"] == "failed"
+    assert final["rows"] == {"total": 5, "valid": 1, "invalid": 4}
+    assert final["error_count"] == 4
+    assert [(e["line"], e["email_recipient_id"], e["field"]) for e in final["errors"]] == [
+        (3, "r-2", "mail"),
+        (4, "r-1", "emailRecipientId"),
+        (5, "r-4", "code"),
+        (6, "r-5", "name"),
+    ]
+    assert final["counts"] == {k: 0 for k in final["counts"]}
+    assert provider.sent == []
+    assert queues.count(queues.processing) == 0
+
+
+def test_with_skip_invalid_the_invalid_rows_are_skipped_and_listed(
+    services: Container, api: Client, api_key: str, queues: Queues, provider: FakeProvider
+) -> None:
+    data = lines(
+        "mail,emailRecipientId",
+        "ann@example.org,r-1",
+        "x@y,r-2",
+        "ann2@example.org,r-1",
+        "ben@example.org,r-3",
+    )
+    final = upload_and_process(services, api, api_key, data, skip_invalid=True)
+    consume_until_empty(services, queues)
+
+    final = status(api, api_key, final["campaign_id"])
+    assert final["status"] == "completed"
+    assert final["rows"] == {"total": 4, "valid": 2, "invalid": 2}
+    assert [e["line"] for e in final["errors"]] == [3, 4]
+    assert sorted(m.to[0].email for m in provider.sent) == ["ann@example.org", "ben@example.org"]
+
+
+def test_suppressed_rows_are_suppressed_and_reported(
+    services: Container, api: Client, api_key: str, queues: Queues, provider: FakeProvider
+) -> None:
+    suppressed = call(
+        api,
+        "POST",
+        "/v1/suppressions",
+        headers=ADMIN_HEADERS,
+        body={"addresses": ["Ben@Example.org"]},
+    )
+    assert suppressed.status == 200
+    final = upload_and_process(
+        services, api, api_key, lines("mail", "ann@example.org", "ben@example.org")
+    )
+    # Recorded as suppressed when fanned out, never queued.
+    assert (final["counts"]["queued"], final["counts"]["suppressed"]) == (1, 1)
+    consume_until_empty(services, queues)
+
+    final = status(api, api_key, final["campaign_id"])
+    assert final["counts"]["sent"] == 1
+    assert final["counts"]["suppressed"] == 1
+    assert final["status"] == "completed"
+    assert [m.to[0].email for m in provider.sent] == ["ann@example.org"]
+    assert sorted(r["status"] for r in reports(queues)) == ["sent", "suppressed"]
+
+
+def test_the_keys_policy_refuses_rows_and_counts_the_file_against_its_quota(
+    services: Container, api: Client, queues: Queues, provider: FakeProvider
+) -> None:
+    key = create_key(
+        api,
+        ["app.example.com"],
+        policy={"allowed_recipient_domains": ["example.org"], "daily_recipient_quota": 2},
+    )["api_key"]
+    final = upload_and_process(
+        services,
+        api,
+        key,
+        lines("mail", "ann@example.org", "mallory@elsewhere.net", "ben@example.org"),
+        skip_invalid=True,
+    )
+    assert final["errors"][0]["line"] == 3
+    assert "example.org" in final["errors"][0]["message"]
+    assert final["rows"]["valid"] == 2
+
+    over = upload_and_process(
+        services, api, key, lines("mail", "cy@example.org"), email_id="campaign-2"
+    )
+
+    assert over["status"] == "failed"
+    assert over["errors"][0]["field"] == "daily_recipient_quota"
+    consume_until_empty(services, queues)
+    assert len(provider.sent) == 2
+
+
+def test_a_file_over_the_size_limit_is_refused(
+    wire: Wire, api: Client, api_key: str, uploads: Uploads, provider: FakeProvider
+) -> None:
+    services = wire(sender=provider, campaign_bucket=uploads.bucket, campaign_max_bytes=64)
+    created = create(api, api_key)
+    assert created["upload"]["max_bytes"] == 64
+
+    final = upload_and_process(
+        services, api, api_key, lines("mail", *[f"r{i}@example.org" for i in range(10)])
+    )
+
+    assert final["status"] == "failed"
+    assert "CAMPAIGN_MAX_BYTES" in final["errors"][0]["message"]
+    assert provider.sent == []
+
+
+def test_a_file_that_is_not_utf8_or_has_no_mail_column_fails(
+    services: Container, api: Client, api_key: str
+) -> None:
+    latin = upload_and_process(
+        services, api, api_key, "mail\r\nzoë@example.org\r\n".encode("latin-1")
+    )
+    no_mail = upload_and_process(
+        services, api, api_key, lines("email", "a@example.org"), email_id="c-2"
+    )
+
+    assert latin["status"] == no_mail["status"] == "failed"
+    assert "UTF-8" in latin["errors"][0]["message"]
+    assert no_mail["errors"] == [
+        {
+            "line": 1,
+            "email_recipient_id": None,
+            "field": "file",
+            "message": "the header row has no 'mail' column",
+        }
+    ]
+
+
+def test_scheduled_then_cancelled_sends_nothing_and_reports_each_row_once(
+    services: Container,
+    api: Client,
+    api_key: str,
+    queues: Queues,
+    provider: FakeProvider,
+    clean_database: str,
+) -> None:
+    later = "2099-01-01T00:00:00Z"
+    too_far = call(
+        api,
+        "POST",
+        "/v1/campaigns",
+        headers=mail_headers(api_key),
+        body=campaign_body(send_at=later),
+    )
+    assert too_far.status == 422
+
+    soon = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+    final = upload_and_process(
+        services, api, api_key, lines("mail", "ann@example.org", "ben@example.org"), send_at=soon
+    )
+    assert final["status"] == "scheduled"
+    services.campaigns.tick(time.monotonic() + 30)  # not due: nothing moves
+    assert status(api, api_key, final["campaign_id"])["status"] == "scheduled"
+
+    cancelled = call(
+        api, "POST", f"/v1/campaigns/{final['campaign_id']}/cancel", headers=mail_headers(api_key)
+    )
+    assert cancelled.status == 200
+    assert cancelled.json["data"]["status"] == "cancelled"
+    assert cancelled.json["data"]["counts"]["cancelled"] == 2
+    with psycopg.connect(clean_database) as conn:  # even were it due now
+        conn.execute("UPDATE campaigns SET send_at = now() - interval '1 minute'")
+    services.campaigns.tick(time.monotonic() + 30)
+    consume_until_empty(services, queues)
+
+    assert provider.sent == []
+    assert sorted(r["status"] for r in reports(queues)) == ["cancelled", "cancelled"]
+    again = call(
+        api, "POST", f"/v1/campaigns/{final['campaign_id']}/cancel", headers=mail_headers(api_key)
+    )
+    assert again.status == 409
+
+
+def test_a_scheduled_campaign_is_queued_by_the_tick_once_due(
+    services: Container,
+    api: Client,
+    api_key: str,
+    queues: Queues,
+    provider: FakeProvider,
+    clean_database: str,
+) -> None:
+    soon = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+    final = upload_and_process(
+        services, api, api_key, lines("mail", "ann@example.org"), send_at=soon
+    )
+    consume_until_empty(services, queues)
+    assert provider.sent == []
+    with psycopg.connect(clean_database) as conn:
+        conn.execute("UPDATE campaigns SET send_at = now() - interval '1 second'")
+
+    services.campaigns.tick(time.monotonic() + 30)
+    consume_until_empty(services, queues)
+
+    assert [m.to[0].email for m in provider.sent] == ["ann@example.org"]
+    assert status(api, api_key, final["campaign_id"])["status"] == "completed"
+
+
+def test_a_completed_campaign_cannot_be_cancelled_and_others_are_not_found(
+    services: Container, api: Client, api_key: str, queues: Queues
+) -> None:
+    final = upload_and_process(services, api, api_key, lines("mail", "ann@example.org"))
+    consume_until_empty(services, queues)
+    campaign_id = final["campaign_id"]
+
+    assert (
+        call(
+            api, "POST", f"/v1/campaigns/{campaign_id}/cancel", headers=mail_headers(api_key)
+        ).status
+        == 409
+    )
+    other = create_key(api, ["app.example.com"])["api_key"]
+    assert (
+        call(api, "GET", f"/v1/campaigns/{campaign_id}", headers=mail_headers(other)).status == 404
+    )
+    assert call(api, "GET", "/v1/campaigns", headers=mail_headers(other)).json["data"] == {
+        "campaigns": [],
+        "next_cursor": None,
+    }
+
+
+def test_the_list_pages_newest_first(services: Container, api: Client, api_key: str) -> None:
+    ids = [create(api, api_key, email_id=f"c-{i}")["campaign_id"] for i in range(3)]
+
+    first = call(api, "GET", "/v1/campaigns?limit=2", headers=mail_headers(api_key)).json["data"]
+    cursor = first["next_cursor"]
+    second = call(
+        api, "GET", f"/v1/campaigns?limit=2&cursor={cursor}", headers=mail_headers(api_key)
+    ).json["data"]
+
+    assert [c["campaign_id"] for c in first["campaigns"]] == ids[::-1][:2]
+    assert [c["campaign_id"] for c in second["campaigns"]] == ids[:1]
+    assert second["next_cursor"] is None
+
+
+def test_the_same_create_request_answers_the_same_campaign_until_its_file_arrives(
+    services: Container, api: Client, api_key: str
+) -> None:
+    first = create(api, api_key)
+    again = create(api, api_key)
+    assert again["campaign_id"] == first["campaign_id"]
+
+    other = call(
+        api,
+        "POST",
+        "/v1/campaigns",
+        headers=mail_headers(api_key),
+        body=campaign_body(subject="Another subject"),
+    )
+    assert other.status == 400
+    assert put_file(first["upload"], lines("mail", "a@example.org")).status_code == 200
+    record = CampaignRepository(services.database).get(first["campaign_id"])
+    assert record is not None
+    services.campaign_processor.uploaded(record.upload_key, time.monotonic() + 60)
+    late = call(api, "POST", "/v1/campaigns", headers=mail_headers(api_key), body=campaign_body())
+    assert late.status == 409
+
+
+def test_a_status_read_is_one_statement_whatever_the_size(
+    services: Container,
+    api: Client,
+    api_key: str,
+    queues: Queues,
+    clean_database: str,
+    wire: Wire,
+    uploads: Uploads,
+) -> None:
+    data = lines("mail", *[f"r{i}@example.org" for i in range(300)])
+    final = upload_and_process(services, api, api_key, data)
+    consume_until_empty(services, queues, max_rounds=40)
+    key_id = uuid.UUID(_key_id(clean_database))
+    # The read that finds no row left queued marks it completed (two statements, once).
+    assert status(api, api_key, final["campaign_id"])["status"] == "completed"
+
+    with RoundTripCounter(clean_database) as counter:
+        counted = build_container(
+            make_settings(counter.conninfo, campaign_bucket=uploads.bucket),
+            sender=FakeProvider("fake"),
+        )
+        try:
+            counted.database.ping()  # the pool's connection is open before counting
+            before = counter.round_trips
+            campaign = counted.campaigns.get(key_id, final["campaign_id"])
+            reads = counter.round_trips - before
+        finally:
+            counted.close()
+
+    assert reads == 1
+    assert {status: n for status, n in campaign.counts.items() if n} == {"sent": 300}
+
+
+def _key_id(database_url: str) -> str:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT id FROM api_keys ORDER BY created_at LIMIT 1").fetchone()
+    assert row is not None
+    return str(row[0])

@@ -1,0 +1,359 @@
+"""Campaign processing killed at several points resumes from its checkpoint: no row is staged,
+recorded or queued twice, none is lost; a cancel sends nothing after it is answered."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import psycopg
+import pytest
+from chalice.test import Client
+
+from chalicelib.bootstrap import Container
+from chalicelib.controllers.queue_consumer import handle_processing_batch
+from chalicelib.errors import BatchIncompleteError
+from chalicelib.models.campaigns import CHUNK_KEY
+from chalicelib.providers.base import OutgoingMessage, SendResult
+from chalicelib.queues.base import ProcessingQueue
+from chalicelib.repositories.campaigns import CampaignRepository
+from chalicelib.services.campaign_processing import CampaignProcessor
+from tests.integration.mail.conftest import Wire, mail_headers
+from tests.integration.mail.test_campaigns import create, lines, status
+from tests.support.campaigns import Uploads, create_uploads, put_file
+from tests.support.fake_providers import FakeProvider
+from tests.support.http import call
+from tests.support.moto_server import MotoServer
+from tests.support.queues import Queues, consume_until_empty
+
+ROWS = 230  # with an invalid row every 23rd line: 220 valid
+CHECKPOINT_ROWS = 50
+FAN_OUT_ROWS = 40
+
+
+class Killed(BaseException):
+    """The process dies here (a BaseException: nothing on the way catches it)."""
+
+
+class DyingRepository(CampaignRepository):
+    """Dies at the ``nth`` call of ``step`` (before it, or after it committed when
+    ``after``), and then holds its lease as a dead process does."""
+
+    def __init__(self, database: Any, step: str, nth: int, *, after: bool = False) -> None:
+        super().__init__(database)
+        self._step, self._nth, self._after = step, nth, after
+        self._calls: Counter[str] = Counter()
+        self.died = False
+
+    def _maybe_die(self, step: str, when_after: bool) -> None:
+        if step != self._step or self._after != when_after:
+            return
+        if self._calls[step] == self._nth:
+            self.died = True
+            raise Killed(f"{step} #{self._nth}")
+
+    def _counted(self, step: str, call: Any) -> Any:
+        self._calls[step] += 1
+        self._maybe_die(step, when_after=False)
+        result = call()
+        self._maybe_die(step, when_after=True)
+        return result
+
+    def stage(self, *args: Any, **kwargs: Any) -> None:
+        self._counted("stage", lambda: super(DyingRepository, self).stage(*args, **kwargs))
+
+    def finish_validation(self, *args: Any, **kwargs: Any) -> Any:
+        return self._counted(
+            "finish_validation",
+            lambda: super(DyingRepository, self).finish_validation(*args, **kwargs),
+        )
+
+    def record(self, *args: Any, **kwargs: Any) -> Any:
+        return self._counted("record", lambda: super(DyingRepository, self).record(*args, **kwargs))
+
+    def queued(self, *args: Any, **kwargs: Any) -> None:
+        self._counted("queued", lambda: super(DyingRepository, self).queued(*args, **kwargs))
+
+    def release(self, campaign_id: str, token: uuid.UUID) -> None:
+        if not self.died:
+            super().release(campaign_id, token)
+
+
+class DyingQueue:
+    """The processing queue, dying right after its ``nth`` send was taken."""
+
+    def __init__(self, queue: ProcessingQueue, nth: int) -> None:
+        self._queue, self._nth, self._calls = queue, nth, 0
+
+    def send_many(self, bodies: list[str], delay_seconds: int = 0) -> list[int]:
+        failed = self._queue.send_many(bodies, delay_seconds)
+        self._calls += 1
+        if self._calls == self._nth:
+            raise Killed("after the queue took the chunks")
+        return failed
+
+    def delete_many(self, receipt_handles: list[str]) -> None:
+        self._queue.delete_many(receipt_handles)
+
+    def retry_later(self, receipt_handle: str, delay_seconds: int) -> None:
+        self._queue.retry_later(receipt_handle, delay_seconds)
+
+
+@pytest.fixture
+def uploads(moto: MotoServer, queues: Queues) -> Uploads:
+    return create_uploads(moto)
+
+
+def the_file() -> bytes:
+    return lines(
+        "mail,emailRecipientId",
+        *[f"r{i}@example.org,r-{i}" if i % 23 else f"broken-{i},r-{i}" for i in range(1, ROWS + 1)],
+    )
+
+
+VALID_LINES = [i + 1 for i in range(1, ROWS + 1) if i % 23]  # the header is line 1
+
+
+def chunks_by_line(queues: Queues) -> Counter[int]:
+    """How many chunk messages on the processing queue cover each valid row's line (left on
+    the queue; a chunk's range may span invalid lines, which have no row)."""
+    covered: Counter[int] = Counter()
+    seen = []
+    while records := queues.receive(queues.processing):
+        seen += records
+        for record in records:
+            chunk = json.loads(record.body)[CHUNK_KEY]
+            for line in range(chunk["first_line"], chunk["last_line"] + 1):
+                if line in VALID_LINES:
+                    covered[line] += 1
+    for record in seen:  # visible again for the consumer
+        queues.sqs.change_message_visibility(
+            QueueUrl=queues.processing, ReceiptHandle=record.receipt_handle, VisibilityTimeout=0
+        )
+    return covered
+
+
+KILL_POINTS = [
+    ("stage", 2, False),  # mid-validation: the second checkpoint's COPY never commits
+    ("stage", 3, True),  # mid-validation, right after a checkpoint committed
+    ("finish_validation", 1, False),  # the whole file read, the verdict not written
+    ("record", 2, False),  # fan-out: the second step's rows never recorded
+    ("record", 2, True),  # fan-out: recorded, their chunks not queued yet
+    ("queued", 3, True),  # fan-out: chunks queued and checkpointed, the next step not begun
+]
+
+
+@pytest.mark.parametrize(("step", "nth", "after"), KILL_POINTS)
+def test_processing_killed_resumes_without_queueing_a_row_twice_or_losing_one(
+    wire: Wire,
+    api: Client,
+    api_key: str,
+    uploads: Uploads,
+    queues: Queues,
+    clean_database: str,
+    step: str,
+    nth: int,
+    after: bool,
+) -> None:
+    provider = FakeProvider("fake")
+    services = wire(sender=provider, campaign_bucket=uploads.bucket)
+    created = create(api, api_key, skip_invalid=True)
+    assert put_file(created["upload"], the_file()).status_code == 200
+    repo = DyingRepository(services.database, step, nth, after=after)
+    dying = processor(services, repo, services.processing_queue)
+    key = f"uploads/{created['campaign_id']}.csv"
+
+    with pytest.raises(Killed):
+        dying.uploaded(key, time.monotonic() + 60)
+    expire_leases(clean_database)  # what time does for a dead processor's lease
+    resumed = processor(services, CampaignRepository(services.database), services.processing_queue)
+    while resumed.process(created["campaign_id"], time.monotonic() + 60) is False:
+        expire_leases(clean_database)
+
+    valid_lines = VALID_LINES
+    covered = chunks_by_line(queues)
+    assert sorted(covered) == valid_lines  # none lost
+    assert set(covered.values()) == {1}  # none queued twice
+    assert staged_and_recorded(clean_database) == (len(valid_lines), len(valid_lines))
+    consume_until_empty(services, queues, max_rounds=60)
+    sent = Counter(m.to[0].email for m in provider.sent)
+    assert len(sent) == len(valid_lines)
+    assert set(sent.values()) == {1}
+    final = status(api, api_key, created["campaign_id"])
+    assert final["rows"] == {"total": ROWS, "valid": 220, "invalid": 10}
+    assert final["counts"]["sent"] == 220
+    assert final["status"] == "completed"
+
+
+def test_killed_after_the_queue_took_chunks_queues_them_again_and_sends_once(
+    wire: Wire, api: Client, api_key: str, uploads: Uploads, queues: Queues, clean_database: str
+) -> None:
+    """The one window left: the queue took a step's chunks, the process died before their
+    checkpoint (the same as dying in ``queued`` before it commits). The resume queues that
+    step's chunks again; the send lease sends each row once."""
+    provider = FakeProvider("fake")
+    services = wire(sender=provider, campaign_bucket=uploads.bucket)
+    created = create(api, api_key, skip_invalid=True)
+    assert put_file(created["upload"], the_file()).status_code == 200
+    repo = DyingRepository(services.database, "none", 0)
+    dying = processor(services, repo, DyingQueue(services.processing_queue, 2))
+
+    with pytest.raises(Killed):
+        dying.uploaded(f"uploads/{created['campaign_id']}.csv", time.monotonic() + 60)
+    repo.died = True
+    expire_leases(clean_database)
+    resumed = processor(services, CampaignRepository(services.database), services.processing_queue)
+    assert resumed.process(created["campaign_id"], time.monotonic() + 60)
+
+    covered = chunks_by_line(queues)
+    twice = sorted(line for line, n in covered.items() if n == 2)
+    assert len(covered) == 220
+    assert set(covered.values()) <= {1, 2}
+    assert 0 < len(twice) <= FAN_OUT_ROWS  # the second step's rows, and no others
+    consume_until_empty(services, queues, max_rounds=60)
+    sent = Counter(m.to[0].email for m in provider.sent)
+    assert len(sent) == 220
+    assert set(sent.values()) == {1}
+
+
+class GatedProvider(FakeProvider):
+    """Holds every send until ``release`` (``started``: the first send is held)."""
+
+    def __init__(self) -> None:
+        super().__init__("gated")
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.sent_at: list[float] = []
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        self.started.set()
+        assert self.release.wait(timeout=20), "the test never released the sends"
+        result = super().send(message)
+        self.sent_at.append(time.monotonic())
+        return result
+
+
+def test_cancel_mid_send_sends_nothing_after_it_is_answered(
+    wire: Wire,
+    api: Client,
+    api_key: str,
+    uploads: Uploads,
+    queues: Queues,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    waiting = threading.Event()  # the cancel is committed and waits for the held rows
+    held = CampaignRepository.held
+
+    def observed_held(self: CampaignRepository, campaign_id: str) -> int:
+        waiting.set()
+        return held(self, campaign_id)
+
+    monkeypatch.setattr(CampaignRepository, "held", observed_held)
+    provider = GatedProvider()
+    services = wire(sender=provider, campaign_bucket=uploads.bucket, consumer_concurrency=2)
+    created = create(api, api_key)
+    put_file(created["upload"], lines("mail", *[f"r{i}@example.org" for i in range(60)]))
+    services.campaign_processor.uploaded(
+        f"uploads/{created['campaign_id']}.csv", time.monotonic() + 60
+    )
+    first = queues.receive(queues.processing, limit=1)  # one chunk: ten rows
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        sending = pool.submit(consume, services, first)
+        assert provider.started.wait(timeout=20)  # a sender holds the chunk's rows
+        cancelling = pool.submit(
+            lambda: (
+                call(
+                    api,
+                    "POST",
+                    f"/v1/campaigns/{created['campaign_id']}/cancel",
+                    headers=mail_headers(api_key),
+                ),
+                time.monotonic(),
+            )
+        )
+        assert waiting.wait(timeout=20)  # cancelled: no row of it is leased from now on
+        provider.release.set()  # the held rows are sent; the cancel waits for them
+        sending.result(timeout=20)
+        answer, answered = cancelling.result(timeout=30)
+    consume_until_empty(services, queues)  # the other chunks: their rows are cancelled
+
+    assert answer.status == 200
+    assert all(at <= answered for at in provider.sent_at)  # nothing sent after the answer
+    assert len(provider.sent) == 10
+    final = status(api, api_key, created["campaign_id"])
+    assert final["status"] == "cancelled"
+    assert final["counts"]["sent"] == 10
+    assert final["counts"]["cancelled"] == 50
+    results = Counter(
+        (r["email_recipient_id"], r["status"]) for r in queues.drain_json(queues.result)
+    )
+    assert sorted(set(results.values())) == [1]  # each final status reported once
+    assert Counter(s for _, s in results) == {"sent": 10, "cancelled": 50}
+
+
+def test_a_cancelled_campaigns_queued_rows_are_cancelled_not_sent_by_the_consumer(
+    wire: Wire, api: Client, api_key: str, uploads: Uploads, queues: Queues
+) -> None:
+    """The consumer meets rows of a campaign cancelled since they were queued (the cancel's
+    own clean-up has not reached them): it cancels and reports them, never leases them."""
+    provider = FakeProvider("fake")
+    services = wire(sender=provider, campaign_bucket=uploads.bucket)
+    created = create(api, api_key)
+    put_file(created["upload"], lines("mail", *[f"r{i}@example.org" for i in range(15)]))
+    services.campaign_processor.uploaded(
+        f"uploads/{created['campaign_id']}.csv", time.monotonic() + 60
+    )
+    campaigns = CampaignRepository(services.database)
+    record = campaigns.get(created["campaign_id"])
+    assert record is not None
+    assert campaigns.cancel(record.id, record.api_key_id)  # the campaign row only
+
+    consume_until_empty(services, queues)
+
+    assert provider.sent == []
+    final = status(api, api_key, created["campaign_id"])
+    assert final["counts"]["cancelled"] == 15
+    reported = queues.drain_json(queues.result)
+    assert sorted({r["status"] for r in reported}) == ["cancelled"]
+    assert len(reported) == 15
+
+
+def consume(services: Container, records: Any) -> None:
+    with contextlib.suppress(BatchIncompleteError):
+        handle_processing_batch(records, services)
+
+
+def processor(services: Container, repo: CampaignRepository, queue: Any) -> CampaignProcessor:
+    return CampaignProcessor(
+        repo,
+        services.deliveries,
+        services.delivery,
+        queue,
+        services.upload_store,
+        max_bytes=services.settings.campaign_max_bytes,
+        checkpoint_rows=CHECKPOINT_ROWS,
+        fan_out_rows=FAN_OUT_ROWS,
+    )
+
+
+def expire_leases(database_url: str) -> None:
+    with psycopg.connect(database_url) as conn:
+        conn.execute("UPDATE campaigns SET worker_until = now() - interval '1 second'")
+
+
+def staged_and_recorded(database_url: str) -> tuple[int, int]:
+    with psycopg.connect(database_url) as conn:
+        staged = conn.execute("SELECT count(*) FROM campaign_rows").fetchone()
+        recorded = conn.execute(
+            "SELECT count(*) FROM deliveries WHERE campaign_id IS NOT NULL"
+        ).fetchone()
+    assert staged is not None
+    assert recorded is not None
+    return int(staged[0]), int(recorded[0])
