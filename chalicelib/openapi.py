@@ -53,7 +53,9 @@ def build_openapi(specs: list[RouteSpec]) -> dict[str, Any]:
         "info": {
             "title": "MMMS — Mail Micro Service",
             "version": "1.0.0",
-            "description": "Transactional and bulk email through one API.",
+            "description": "Transactional and bulk email through one API. No text in a"
+            " request (body, path or query) may contain NUL (U+0000), which PostgreSQL cannot"
+            " store: such a request is refused with 422.",
         },
         "paths": paths,
         "components": {

@@ -36,6 +36,8 @@ API_FUNCTION = "APIHandler"
 MIGRATE_FUNCTION = "MigrateDatabase"
 MIGRATIONS = "DatabaseMigrations"
 ALARM_TOPIC = "AlarmTopic"
+# Lambda's longest: a migration that builds an index on a large table has all of it.
+MIGRATE_TIMEOUT_SECONDS = 900
 ALIAS = "live"
 WARM_UP_EVENT = {"source": "mmms.warmup"}
 WARM_UP_SCHEDULE = "rate(5 minutes)"
@@ -211,7 +213,7 @@ def _add_migrations(resources: dict[str, Any]) -> None:
             "Handler": "chalicelib.migrate_resource.handler",
             "CodeUri": api["CodeUri"],
             "Tags": api.get("Tags", {}),
-            "Timeout": 300,
+            "Timeout": MIGRATE_TIMEOUT_SECONDS,
             "MemorySize": 512,
             "Architectures": api.get("Architectures", ["x86_64"]),
             "Environment": copy.deepcopy(api["Environment"]),
@@ -242,7 +244,8 @@ def _add_migrations(resources: dict[str, Any]) -> None:
         "DependsOn": [f"{MIGRATE_FUNCTION}LogGroup"],
         "Properties": {
             "ServiceToken": {"Fn::GetAtt": [MIGRATE_FUNCTION, "Arn"]},
-            "ServiceTimeout": 600,
+            # CloudFormation hears the function's answer, or gives up soon after it died.
+            "ServiceTimeout": MIGRATE_TIMEOUT_SECONDS + 60,
             "Migrations": migrations_digest(),
         },
     }

@@ -510,3 +510,22 @@ def test_the_api_is_called_through_the_snapstart_alias_on_stage_v1(removed: Remo
         "RestApiId": "<RestAPI>",
         "StageName": "v1",
     }
+
+
+def test_the_migrations_step_outlasts_its_function_and_logs_from_its_first_run(
+    expanded: dict[str, Any],
+) -> None:
+    """CloudFormation waits for the function's answer longer than the function may run, and
+    the function's log group exists before it first runs (a migration failure's traceback)."""
+    resources = expanded["Resources"]
+    migrations = resources[MIGRATIONS]
+    function = resources[MIGRATE_FUNCTION]["Properties"]
+    assert migrations["Properties"]["ServiceToken"] == {"Fn::GetAtt": [MIGRATE_FUNCTION, "Arn"]}
+    assert function["Timeout"] == 900  # Lambda's longest
+    assert function["Timeout"] < migrations["Properties"]["ServiceTimeout"] <= 3600
+    (log_group,) = [
+        name for name in migrations["DependsOn"] if resources[name]["Type"] == "AWS::Logs::LogGroup"
+    ]
+    assert resources[log_group]["Properties"]["LogGroupName"] == {
+        "Fn::Sub": f"/aws/lambda/${{{MIGRATE_FUNCTION}}}"
+    }

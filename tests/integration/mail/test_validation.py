@@ -99,13 +99,27 @@ def test_every_bad_address_is_listed(wire: Wire, api: Client, api_key: str) -> N
     assert ["cc", 0] in locs
 
 
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"html_template": "<p>Hi\u0000</p>"},
+        {"metadata": {"k\u0000": "v"}},  # a key: the document says "keys included"
+        {"metadata": {"k": "v\u0000"}},
+        {"recipients": [{"mail": "a@example.org", "name": "A\u0000"}]},
+    ],
+)
 def test_nul_characters_are_422_not_a_database_error(
-    wire: Wire, api: Client, api_key: str, queues: Queues, clean_database: str
+    wire: Wire,
+    api: Client,
+    api_key: str,
+    queues: Queues,
+    clean_database: str,
+    fields: dict[str, Any],
 ) -> None:
     provider = FakeProvider("fake")
     wire(sender=provider)
 
-    answer = post(api, api_key, seed_request(html_template="<p>Hi\u0000</p>"))
+    answer = post(api, api_key, seed_request(**fields))
 
     assert answer.status == 422
     assert "NUL" in answer.json["details"][0]["msg"]
