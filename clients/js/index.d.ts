@@ -99,6 +99,24 @@ export class MmmsClient {
   deleteTemplate(templateId: string): Promise<Schemas['TemplateArchived']>;
   previewTemplate(templateId: string, body?: Schemas['PreviewRequest']): Promise<Schemas['TemplatePreview']>;
 
+  createCampaign(body: Schemas['CreateCampaignRequest']): Promise<Schemas['CampaignCreated']>;
+  listCampaigns(params?: Query<'list_campaigns'>): Promise<Schemas['CampaignList']>;
+  campaigns(params?: Paging<'list_campaigns'>): AsyncGenerator<Schemas['CampaignData'], void, undefined>;
+  getCampaign(campaignId: string): Promise<Schemas['CampaignData']>;
+  /** Rows not yet handed to a provider become cancelled; a finished campaign is a 409. */
+  cancelCampaign(campaignId: string): Promise<Schemas['CampaignData']>;
+  /** Sends the recipients' file where `createCampaign` said; never retried. */
+  uploadCampaignFile(
+    campaign: Schemas['CampaignCreated'] | Schemas['UploadTarget'],
+    file: Blob | ArrayBuffer | ArrayBufferView | string,
+    options?: { onProgress?: (progress: { loaded: number; total: number }) => void },
+  ): Promise<unknown>;
+  /** Polls until completed, cancelled or failed (an MmmsError `timeout` after `timeout` ms). */
+  waitForCampaign(
+    campaignId: string,
+    options?: { interval?: number; timeout?: number; onProgress?: (campaign: Schemas['CampaignData']) => void },
+  ): Promise<Schemas['CampaignData']>;
+
   listSuppressions(params?: Query<'list_suppressions'>): Promise<Schemas['SuppressionList']>;
   suppressions(
     params?: Paging<'list_suppressions'>,

@@ -181,6 +181,53 @@ export class MmmsClient {
     return this.request('POST', path, { body, auth: 'any', idempotent: true });
   }
 
+  // Campaigns (API key: its policy applies to every row of the file)
+  createCampaign(body) {
+    return this.request('POST', '/v1/campaigns', { body });
+  }
+  listCampaigns(params) {
+    return this.request('GET', '/v1/campaigns', { params });
+  }
+  campaigns(params) {
+    return this.pages('/v1/campaigns', 'campaigns', params);
+  }
+  getCampaign(campaignId) {
+    return this.request('GET', `/v1/campaigns/${seg(campaignId)}`);
+  }
+  cancelCampaign(campaignId) {
+    // A second cancel is a 409: never retried.
+    return this.request('POST', `/v1/campaigns/${seg(campaignId)}/cancel`);
+  }
+
+  /**
+   * Sends the recipients' file (File, Blob, ArrayBuffer, typed array or string) where
+   * `createCampaign` said (`campaign.upload`); `onProgress({loaded, total})` as it goes.
+   * Never retried: the campaign accepts one upload.
+   */
+  async uploadCampaignFile(campaign, file, { onProgress } = {}) {
+    const upload = campaign.upload || campaign;
+    const blob = file instanceof Blob ? file : new Blob([file]);
+    if (blob.size > upload.max_bytes) {
+      throw new MmmsError(413, 'payload_too_large', `The file has ${blob.size} bytes; at most ${upload.max_bytes}`);
+    }
+    const send = typeof XMLHttpRequest === 'function' ? sendWithXhr : sendWithFetch;
+    return answer(await send(upload, blob, onProgress, this.fetch), upload.method, upload.url);
+  }
+
+  /** Polls the campaign until it is completed, cancelled or failed; `onProgress(campaign)`. */
+  async waitForCampaign(campaignId, { interval = 2000, timeout = 0, onProgress } = {}) {
+    const deadline = timeout ? Date.now() + timeout : Infinity;
+    for (;;) {
+      const campaign = await this.getCampaign(campaignId);
+      onProgress?.(campaign);
+      if (['completed', 'cancelled', 'failed'].includes(campaign.status)) return campaign;
+      if (Date.now() + interval > deadline) {
+        throw new MmmsError(0, 'timeout', `Campaign ${campaignId} is still ${campaign.status}`);
+      }
+      await sleep(interval);
+    }
+  }
+
   // Suppression list (admin)
   listSuppressions(params) {
     return this.request('GET', '/v1/suppressions', { params, auth: 'admin' });
@@ -214,6 +261,45 @@ async function answer(response, method, path) {
     envelope.details ?? null,
     envelope.request_id || response.headers.get('x-request-id'),
   );
+}
+
+// Browsers: XMLHttpRequest, the one API that reports upload progress.
+function sendWithXhr(upload, blob, onProgress) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open(upload.method, upload.url);
+    for (const [name, value] of Object.entries(upload.headers || {})) xhr.setRequestHeader(name, value);
+    xhr.upload.onprogress = (event) => onProgress?.({ loaded: event.loaded, total: blob.size });
+    xhr.onload = () =>
+      resolve({
+        ok: xhr.status >= 200 && xhr.status < 300,
+        status: xhr.status,
+        headers: { get: (name) => xhr.getResponseHeader(name) },
+        text: async () => xhr.responseText,
+      });
+    xhr.onerror = xhr.onabort = () => reject(networkError(upload.method, upload.url, new Error('upload failed')));
+    xhr.send(blob);
+  });
+}
+
+// Node: fetch with a counted stream and its Content-Length (S3 takes no chunked uploads).
+async function sendWithFetch(upload, blob, onProgress, fetcher) {
+  let loaded = 0;
+  const body = new ReadableStream({
+    async pull(controller) {
+      if (loaded >= blob.size) return controller.close();
+      const chunk = new Uint8Array(await blob.slice(loaded, loaded + 65536).arrayBuffer());
+      loaded += chunk.byteLength;
+      controller.enqueue(chunk);
+      onProgress?.({ loaded, total: blob.size });
+    },
+  });
+  const headers = { ...upload.headers, 'content-length': String(blob.size) };
+  try {
+    return await fetcher(upload.url, { method: upload.method, headers, body, duplex: 'half' });
+  } catch (error) {
+    throw networkError(upload.method, upload.url, error);
+  }
 }
 
 function networkError(method, url, error) {

@@ -24,13 +24,17 @@ from mmms_client import AsyncMmmsClient, MmmsClient, MmmsError
 from mmms_client.models import SendMailRequest
 
 from tests.e2e.test_local_stack import ORIGIN, Stack, local_stack
+from tests.support.campaigns import create_uploads
 from tests.support.captcha_verifier import SECRET, Verifier, running_verifier
 from tests.support.database import isolated_schema
+from tests.support.moto_server import MotoServer
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
 JS = REPO / "clients" / "js"
 MMMS = Path(sys.executable).parent / "mmms"
+BUCKET = "mmms-client-uploads"  # made on moto by each test that uploads (moto is reset per test)
+CSV = "mail,name,plan\n" + "".join(f"r{i}@example.org,R {i},Pro\n" for i in range(5000))
 
 
 def chromium() -> str | None:
@@ -47,12 +51,21 @@ def verifier() -> Iterator[Verifier]:
 
 @pytest.fixture(scope="module")
 def stack(
-    postgres_url: str, verifier: Verifier, tmp_path_factory: pytest.TempPathFactory
+    postgres_url: str,
+    verifier: Verifier,
+    moto_session: MotoServer,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stack]:
     captcha = {
         "CAPTCHA_PROVIDER": "turnstile",
         "CAPTCHA_SECRET": SECRET,
         "CAPTCHA_VERIFY_URL": verifier.url,
+        # Campaign files go to S3 (moto's, over HTTP) through presigned PUT URLs.
+        "CAMPAIGN_BUCKET": BUCKET,
+        "AWS_ENDPOINT_URL": moto_session.endpoint_url,
+        "AWS_DEFAULT_REGION": moto_session.region,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
     }
     home = tmp_path_factory.mktemp("clients")
     with (
@@ -185,6 +198,46 @@ def test_python_client_keys_policies_templates_and_server_keys(stack: Stack) -> 
     assert "status" in from_a_backend
     assert from_a_backend["status"]["status"] == "sent"
     assert archived["archived"] is True
+
+
+def campaign_key(stack: Stack) -> MmmsClient:
+    with MmmsClient(stack.base, admin_token=admin_token(stack)) as admin:
+        key = admin.create_key({"name": unique("campaign"), "origin_names": ["localhost:4321"]})
+    return MmmsClient(stack.base, key["api_key"], origin=ORIGIN)
+
+
+def test_python_client_campaigns_upload_to_the_presigned_url(
+    stack: Stack, moto: MotoServer
+) -> None:
+    uploads = create_uploads(moto, BUCKET)
+    progress: list[tuple[int, int]] = []
+    with campaign_key(stack) as mmms:
+        created = mmms.create_campaign(
+            {
+                "email_id": unique("campaign"),
+                "sender_email": "hello@example.com",
+                "subject": "Hi {{ name }}",
+                "html_template": "<p>Hello {{ name }} on {{ plan }}</p>",
+            }
+        )
+        mmms.upload_campaign_file(
+            created, CSV, on_progress=lambda sent, total: progress.append((sent, total))
+        )
+        listed = [c["campaign_id"] for c in mmms.campaigns(limit=1)]
+        cancelled = mmms.cancel_campaign(created["campaign_id"])
+        with pytest.raises(MmmsError) as again:
+            mmms.cancel_campaign(created["campaign_id"])
+        shown = mmms.get_campaign(created["campaign_id"])
+    stored = uploads.s3.get_object(Bucket=BUCKET, Key=f"uploads/{created['campaign_id']}.csv")
+
+    assert created["status"] == "awaiting_upload"
+    assert stored["Body"].read() == CSV.encode()  # the presigned PUT took the streamed body
+    assert len(progress) == -(-len(CSV) // 65536)  # one step per 64 KiB chunk
+    assert progress[-1] == (len(CSV), len(CSV))
+    assert created["campaign_id"] in listed
+    assert cancelled["status"] == "cancelled"
+    assert (again.value.status, again.value.error_type) == (409, "conflict")
+    assert shown["status"] == "cancelled"
 
 
 def test_async_python_client_against_the_app(stack: Stack) -> None:
@@ -353,6 +406,31 @@ def test_mmms_templates_push_list_preview_send_and_key_policies(
     assert bad_policy.returncode == 2
 
 
+def test_mmms_campaign_send_uploads_the_file(
+    stack: Stack, moto: MotoServer, tmp_path: Path
+) -> None:
+    uploads = create_uploads(moto, BUCKET)
+    key = json_of(
+        mmms(stack, "keys", "create", unique("cli"), "--origin", "localhost:4321", "--json")
+    )
+    as_key = {"MMMS_API_KEY": key["api_key"], "MMMS_ORIGIN": ORIGIN}
+    recipients = tmp_path / "list.csv"
+    recipients.write_text(CSV)
+    content = ("--subject", "Hi {{ name }}", "--html", "<p>{{ plan }}</p>")
+    sent = json_of(mmms(stack, "campaign", "send", str(recipients), "--from", "a@example.com",
+                        *content, "--json", **as_key))  # fmt: skip
+    shown = mmms(stack, "campaign", "send", str(recipients), "--from", "a@example.com", *content,
+                 **as_key)  # fmt: skip
+    usage = mmms(stack, "campaign", "send", str(recipients), "--from", "a@example.com", **as_key)
+
+    stored = uploads.s3.get_object(Bucket=BUCKET, Key=f"uploads/{sent['campaign_id']}.csv")
+    assert stored["Body"].read() == CSV.encode()
+    assert sent["status"] == "awaiting_upload"  # nothing processes S3's notification here
+    assert shown.returncode == 0, shown.stderr
+    assert "campaign_id" in shown.stdout
+    assert usage.returncode == 2
+
+
 def installed_package(folder: Path) -> Path:
     """``clients/js`` packed and installed into a project of its own, as a user would."""
     subprocess.run(
@@ -393,8 +471,16 @@ def node_test(stack: Stack, folder: Path, test_file: str, **env: str) -> None:
     assert run.returncode == 0, run.stdout + run.stderr
 
 
-def test_js_client_in_node(stack: Stack, tmp_path: Path) -> None:
+def test_js_client_in_node(stack: Stack, moto: MotoServer, tmp_path: Path) -> None:
+    uploads = create_uploads(moto, BUCKET)
     node_test(stack, tmp_path, "test/e2e/node.test.js")
+    # What the Node test uploaded, streamed with its Content-Length, is what S3 stored.
+    stored = uploads.s3.list_objects_v2(Bucket=BUCKET)["Contents"]
+    assert len(stored) == 1
+    body = uploads.s3.get_object(Bucket=BUCKET, Key=stored[0]["Key"])["Body"].read()
+    assert (
+        body == ("mail,name\n" + "".join(f"n{i}@example.org,N {i}\n" for i in range(4000))).encode()
+    )
 
 
 def test_js_client_in_a_real_browser(stack: Stack, tmp_path: Path) -> None:

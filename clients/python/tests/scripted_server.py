@@ -65,7 +65,7 @@ def scripted(*answers: Any) -> Iterator[Script]:
                 self.close_connection = True
                 self.connection.close()
                 return
-            payload = answer.get("text") or json.dumps(answer["json"])
+            payload = answer["text"] if "text" in answer else json.dumps(answer["json"])
             self.send_response(answer["status"])
             self.send_header("Content-Type", "application/json")
             for name, value in answer.get("headers", {}).items():

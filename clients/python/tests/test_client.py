@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -195,3 +196,75 @@ def test_the_async_client_keeps_the_same_rules() -> None:
     assert listed == ["a@x.org", "b@x.org"]
     assert error.status == 503
     assert len(server.seen) == 5  # the 429 once more, never the 503
+
+
+def test_a_campaign_file_goes_to_its_target_with_its_length_never_with_the_key(
+    tmp_path: Path,
+) -> None:
+    file = tmp_path / "recipients.csv"
+    file.write_text("mail,name\n" + "ann@example.org,Ann\n" * 10000)
+    target = {
+        "method": "PUT",
+        "headers": {"Content-Type": "text/csv"},
+        "max_bytes": 1_000_000,
+        "expires_at": "2030-01-01T00:00:00Z",
+    }
+    progress: list[tuple[int, int]] = []
+    unavailable = failure(503, "service_unavailable", "Storage unavailable")
+    with scripted({"status": 200, "text": ""}, unavailable) as server, client(server.url) as mmms:
+        upload = target | {"url": f"{server.url}/uploads/cmp_1.csv"}
+        mmms.upload_campaign_file(
+            {"campaign_id": "cmp_1", "upload": upload},
+            file,
+            on_progress=lambda sent, total: progress.append((sent, total)),
+        )
+        with pytest.raises(MmmsError) as refused:
+            mmms.upload_campaign_file(upload, "mail\nbo@example.org\n")
+        with pytest.raises(MmmsError) as too_big:
+            mmms.upload_campaign_file(upload | {"max_bytes": 3}, b"mail")
+    sent = server.seen[0]
+    size = file.stat().st_size
+    assert (sent.method, sent.path, sent.body) == ("PUT", "/uploads/cmp_1.csv", file.read_bytes())
+    assert (sent.headers["content-type"], sent.headers["content-length"]) == ("text/csv", str(size))
+    assert "x-api-key" not in sent.headers
+    assert "authorization" not in sent.headers
+    assert len(progress) > 1
+    assert progress[-1] == (size, size)
+    assert refused.value.status == 503
+    assert (too_big.value.status, too_big.value.error_type) == (413, "payload_too_large")
+    assert len(server.seen) == 2  # never retried; the one over max_bytes never sent
+
+
+def test_wait_for_campaign_polls_until_it_is_finished() -> None:
+    def campaign(status: str) -> dict[str, Any]:
+        return ok({"campaign_id": "cmp_1", "status": status, "counts": {"queued": 0}})
+
+    seen: list[str] = []
+    answers = (campaign("validating"), campaign("sending"), campaign("completed"))
+    with scripted(*answers) as server, client(server.url) as mmms:
+        done = mmms.wait_for_campaign(
+            "cmp_1", interval=0.01, on_progress=lambda c: seen.append(c["status"])
+        )
+    with (
+        scripted(campaign("sending")) as stuck,
+        client(stuck.url) as mmms,
+        pytest.raises(MmmsError) as timed_out,
+    ):
+        mmms.wait_for_campaign("cmp_1", interval=0.01, timeout=0.05)
+    assert done["status"] == "completed"
+    assert seen == ["validating", "sending", "completed"]
+    assert (timed_out.value.status, timed_out.value.error_type) == (0, "timeout")
+
+
+def test_the_async_client_uploads_and_waits_too(tmp_path: Path) -> None:
+    async def scenario(url: str) -> Any:
+        async with AsyncMmmsClient(url, "ak_test", retry_delay=0.01) as mmms:
+            target = {"method": "PUT", "url": f"{url}/up", "headers": {}, "max_bytes": 100}
+            await mmms.upload_campaign_file(target, "mail\nann@example.org\n")
+            return await mmms.wait_for_campaign("cmp_1", interval=0.01)
+
+    finished = ok({"campaign_id": "cmp_1", "status": "failed", "counts": {}})
+    with scripted({"status": 200, "text": ""}, finished) as server:
+        done = asyncio.run(scenario(server.url))
+    assert done["status"] == "failed"
+    assert server.seen[0].body == b"mail\nann@example.org\n"

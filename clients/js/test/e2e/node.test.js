@@ -131,3 +131,27 @@ test('a key shows its policy with defaults, and PATCH changes it', async () => {
   assert.deepEqual([refused.status, refused.errorType, refused.details[0].loc], [403, 'forbidden', ['sender_email']]);
   await admin.updateKey(key.key_id, { policy: { allowed_senders: null } });
 });
+
+test('a campaign: created, its file streamed to the presigned URL with progress, cancelled', async () => {
+  // tests/e2e/test_clients.py checks that the bucket holds exactly these bytes.
+  const csv = 'mail,name\n' + Array.from({ length: 4000 }, (_, i) => `n${i}@example.org,N ${i}\n`).join('');
+  const created = await mmms.createCampaign({
+    email_id: unique('campaign'),
+    sender_email: 'hello@example.com',
+    subject: 'Hi {{ name }}',
+    html_template: '<p>Hello {{ name }}</p>',
+  });
+  const progress = [];
+  await mmms.uploadCampaignFile(created, csv, { onProgress: ({ loaded, total }) => progress.push([loaded, total]) });
+  const listed = [];
+  for await (const campaign of mmms.campaigns({ limit: 1 })) listed.push(campaign.campaign_id);
+  const cancelled = await mmms.cancelCampaign(created.campaign_id);
+  assert.equal(created.status, 'awaiting_upload');
+  assert.equal(progress.length, Math.ceil(csv.length / 65536));
+  assert.deepEqual(progress.at(-1), [csv.length, csv.length]);
+  assert.ok(listed.includes(created.campaign_id));
+  assert.equal(cancelled.status, 'cancelled');
+  await assert.rejects(mmms.cancelCampaign(created.campaign_id), { status: 409, errorType: 'conflict' });
+  const waited = await mmms.waitForCampaign(created.campaign_id, { interval: 10 });
+  assert.equal(waited.status, 'cancelled');
+});

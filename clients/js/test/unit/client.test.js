@@ -148,3 +148,42 @@ test('credentials, Origin and the CAPTCHA token travel where they belong', async
   assert.equal(suppression.headers.authorization, 'Bearer admin-secret');
   assert.equal(suppression.headers['x-api-key'], undefined);
 });
+
+test('a campaign file goes to its upload target with its length, never with the key', async () => {
+  const server = await serve({ status: 200, text: '' }, failure(503, 'service_unavailable', 'Storage unavailable'));
+  const upload = { method: 'PUT', url: `${server.url}/uploads/cmp_1.csv`, headers: { 'Content-Type': 'text/csv' }, max_bytes: 1e6 };
+  const file = `mail,name\n${'ann@example.org,Ann\n'.repeat(10000)}`;
+  const progress = [];
+  await client(server.url).uploadCampaignFile({ campaign_id: 'cmp_1', upload }, file, {
+    onProgress: ({ loaded, total }) => progress.push([loaded, total]),
+  });
+  const [sent] = server.requests;
+  assert.deepEqual([sent.method, sent.url, sent.body], ['PUT', '/uploads/cmp_1.csv', file]);
+  assert.equal(sent.headers['content-type'], 'text/csv');
+  assert.equal(sent.headers['content-length'], String(file.length));
+  assert.equal(sent.headers['x-api-key'], undefined);
+  assert.equal(sent.headers.authorization, undefined);
+  assert.ok(progress.length > 1, 'progress in several steps');
+  assert.deepEqual(progress.at(-1), [file.length, file.length]);
+  await assert.rejects(client(server.url).uploadCampaignFile(upload, new Blob(['x'])), { status: 503 });
+  assert.equal(server.requests.length, 2, 'an upload is never retried');
+  await assert.rejects(client(server.url).uploadCampaignFile({ ...upload, max_bytes: 3 }, 'mail'), {
+    status: 413,
+    errorType: 'payload_too_large',
+  });
+  assert.equal(server.requests.length, 2, 'a file over max_bytes is refused before sending');
+});
+
+test('waitForCampaign polls until the campaign is finished', async () => {
+  const campaign = (status, queued) => ok({ campaign_id: 'cmp_1', status, counts: { queued, sent: 2 - queued } });
+  const server = await serve(campaign('validating', 0), campaign('sending', 2), campaign('completed', 0));
+  const seen = [];
+  const done = await client(server.url).waitForCampaign('cmp_1', { interval: 5, onProgress: (c) => seen.push(c.status) });
+  assert.equal(done.status, 'completed');
+  assert.deepEqual(seen, ['validating', 'sending', 'completed']);
+  const stuck = await serve(campaign('sending', 2));
+  await assert.rejects(client(stuck.url).waitForCampaign('cmp_1', { interval: 5, timeout: 30 }), {
+    status: 0,
+    errorType: 'timeout',
+  });
+});

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
 
 from mmms_client import models as m
-from mmms_client import routes
+from mmms_client import routes, uploads
 from mmms_client._core import Call, Settings, data_of, network_error
+from mmms_client.errors import MmmsError
 
 T = TypeVar("T")
 
@@ -176,6 +177,64 @@ class MmmsClient:
         self, template_id: str, body: m.PreviewRequest | None = None
     ) -> m.TemplatePreview:
         return self.call(routes.preview_template(template_id, body))
+
+    def create_campaign(self, body: m.CreateCampaignRequest) -> m.CampaignCreated:
+        return self.call(routes.create_campaign(body))
+
+    def list_campaigns(
+        self, *, limit: int | None = None, cursor: str | None = None
+    ) -> m.CampaignList:
+        return self.call(routes.list_campaigns(limit=limit, cursor=cursor))
+
+    def campaigns(self, *, limit: int | None = None) -> Iterator[m.CampaignData]:
+        """The key's campaigns, newest first, page after page."""
+        return self._pages(
+            lambda cursor: routes.list_campaigns(limit=limit, cursor=cursor), "campaigns"
+        )
+
+    def get_campaign(self, campaign_id: str) -> m.CampaignData:
+        return self.call(routes.get_campaign(campaign_id))
+
+    def cancel_campaign(self, campaign_id: str) -> m.CampaignData:
+        """Rows not yet handed to a provider become cancelled; a finished campaign is a 409."""
+        return self.call(routes.cancel_campaign(campaign_id))
+
+    def upload_campaign_file(
+        self,
+        campaign: Mapping[str, Any],
+        file: uploads.FileLike,
+        *,
+        on_progress: uploads.Progress | None = None,
+    ) -> Any:
+        """Send the recipients' file where ``create_campaign`` said (see ``uploads``)."""
+        target, headers, chunks = uploads.prepare(campaign, file, on_progress)
+        call: Call[Any] = Call(str(target["method"]), str(target["url"]), auth="none")
+        try:
+            response = self._http.request(call.method, call.path, content=chunks, headers=headers)
+        except httpx.TransportError as error:
+            raise network_error(call, call.path, error) from error
+        return data_of(response, call)
+
+    def wait_for_campaign(
+        self,
+        campaign_id: str,
+        *,
+        interval: float = 2.0,
+        timeout: float | None = None,
+        on_progress: Callable[[m.CampaignData], None] | None = None,
+    ) -> m.CampaignData:
+        """Poll until the campaign is completed, cancelled or failed."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            campaign = self.get_campaign(campaign_id)
+            if on_progress is not None:
+                on_progress(campaign)
+            if campaign["status"] in uploads.FINISHED:
+                return campaign
+            if deadline is not None and time.monotonic() + interval > deadline:
+                message = f"Campaign {campaign_id} is still {campaign['status']}"
+                raise MmmsError(status=0, error_type="timeout", message=message)
+            time.sleep(interval)
 
     def list_suppressions(
         self, *, address: str | None = None, limit: int | None = None, cursor: str | None = None

@@ -96,6 +96,23 @@ def preview_template(
     return Call("POST", path, body=body or {}, auth="any", idempotent=True)
 
 
+def create_campaign(body: m.CreateCampaignRequest) -> Call[m.CampaignCreated]:
+    return Call("POST", "/v1/campaigns", body=body)
+
+
+def list_campaigns(*, limit: int | None = None, cursor: str | None = None) -> Call[m.CampaignList]:
+    return Call("GET", "/v1/campaigns", params={"limit": limit, "cursor": cursor})
+
+
+def get_campaign(campaign_id: str) -> Call[m.CampaignData]:
+    return Call("GET", f"/v1/campaigns/{segment(campaign_id)}")
+
+
+def cancel_campaign(campaign_id: str) -> Call[m.CampaignData]:
+    # A second cancel is a 409: never retried.
+    return Call("POST", f"/v1/campaigns/{segment(campaign_id)}/cancel")
+
+
 def list_suppressions(
     *, address: str | None = None, limit: int | None = None, cursor: str | None = None
 ) -> Call[m.SuppressionList]:

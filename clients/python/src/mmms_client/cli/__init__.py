@@ -8,8 +8,8 @@ after the command) prints the answer's ``data`` as JSON for scripts; otherwise t
 Exit codes: 0 done; 1 the service refused or failed the call (its message and request id on
 stderr); 2 a usage error; 3 the service could not be reached.
 
-One module per group of commands: ``mail`` (send, status), ``keys``, ``suppressions``,
-``templates``.
+One module per group of commands: ``mail`` (send, status), ``campaigns``, ``keys``,
+``suppressions``, ``templates``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from mmms_client.cli.campaigns import campaign_app
 from mmms_client.cli.keys import keys_app
 from mmms_client.cli.mail import send, status
 from mmms_client.cli.support import JsonFlag, Session
@@ -38,6 +39,7 @@ app = typer.Typer(
 )
 app.command()(send)
 app.command()(status)
+app.add_typer(campaign_app, name="campaign")
 app.add_typer(keys_app, name="keys")
 app.add_typer(suppressions_app, name="suppressions")
 app.add_typer(templates_app, name="templates")

@@ -78,3 +78,18 @@ def _plain(value: Any) -> str:
     if isinstance(value, list):
         return ", ".join(str(item) for item in value) or "-"
     return "-" if value is None else str(value)
+
+
+def campaign_table(campaign: Mapping[str, Any]) -> Table:
+    """A campaign: its status, rows, recipients per status and the first errors."""
+    table = Table("field", "value", show_header=False)
+    for field in ("campaign_id", "email_id", "status", "send_at"):
+        table.add_row(field, _plain(campaign.get(field)))
+    rows = campaign.get("rows") or {}
+    table.add_row("rows", ", ".join(f"{name} {count}" for name, count in rows.items()))
+    counts = campaign.get("counts") or {}
+    table.add_row("recipients", ", ".join(f"{s} {n}" for s, n in counts.items() if n) or "-")
+    table.add_row("errors", str(campaign.get("error_count", 0)))
+    for error in (campaign.get("errors") or [])[:10]:
+        table.add_row(f"  line {error['line']}", f"{error['field']}: {error['message']}")
+    return table
