@@ -336,10 +336,20 @@ def test_the_packaged_stack_is_created_on_moto_with_everything_it_holds(
         (m["FunctionArn"].rsplit(":", 1)[1], m["EventSourceArn"].rsplit(":", 1)[1])
         for m in lambda_.list_event_source_mappings()["EventSourceMappings"]
     }
+    sources = [
+        expanded["Resources"][name]["Properties"]
+        for name in of_type(expanded, "AWS::Lambda::EventSourceMapping")
+    ]
     assert mappings == {
-        (stack.physical("ConsumeProcessingQueue"), deployed.queue_name("ProcessingQueue")),
-        (stack.physical("ConsumeEventsQueue"), deployed.queue_name("EventsQueue")),
+        (
+            stack.physical(source["FunctionName"]["Ref"]),
+            str(deployed.resolve(source["EventSourceArn"])).rsplit(":", 1)[1],
+        )
+        for source in sources
     }
+    assert (stack.physical("ConsumeProcessingQueue"), deployed.queue_name("ProcessingQueue")) in (
+        mappings
+    )
     events = stack.clients["events"]
     warm_up = events.describe_rule(Name=stack.physical(f"{API_FUNCTION}WarmUp"))
     assert warm_up["ScheduleExpression"] == "rate(5 minutes)"
@@ -408,7 +418,9 @@ def test_the_alarms_watch_every_dead_letter_queue_consumer_and_ses_rate(removed:
         for target in r["Properties"]["Targets"]
         if "Fn::GetAtt" in target["Arn"]
     }
-    assert len(consumers) == 3
+    assert {
+        f"<{n}>" for n in ("ConsumeProcessingQueue", "ConsumeEventsQueue", "SweepDeliveries")
+    } <= (consumers)
     errors = by_metric.pop("Errors")
     assert sorted(a["Dimensions"][0]["Value"] for a in errors) == sorted(consumers)
     assert {(a["Period"], a["EvaluationPeriods"], a["DatapointsToAlarm"]) for a in errors} == {
@@ -441,9 +453,10 @@ def test_the_topics_deliver_to_the_alarm_email_and_the_events_queue(removed: Rem
             "Endpoint": f"arn:aws:sqs:{PSEUDO['AWS::Region']}:{ACCOUNT_ID}:{events_queue}",
         },
     }
-    (queue_policy,) = removed.of_type("AWS::SQS::QueuePolicy").values()
+    events_url = removed.deployed.resolve({"Ref": "EventsQueue"})
+    queue_policies = removed.of_type("AWS::SQS::QueuePolicy").values()
+    (queue_policy,) = [p for p in queue_policies if p["Queues"] == [events_url]]
     (statement,) = queue_policy["PolicyDocument"]["Statement"]
-    assert queue_policy["Queues"] == [removed.deployed.resolve({"Ref": "EventsQueue"})]
     assert (statement["Principal"], statement["Action"]) == (
         {"Service": "sns.amazonaws.com"},
         "sqs:SendMessage",
@@ -456,6 +469,40 @@ def test_the_topics_deliver_to_the_alarm_email_and_the_events_queue(removed: Rem
         {"Service": "ses.amazonaws.com"},
         "sns:Publish",
     )
+
+
+def test_every_bucket_notifies_queues_of_the_stack_that_let_it_send(removed: Removed) -> None:
+    """New objects of a bucket (section 13's uploads) go to a queue of the template whose policy
+    lets S3 send for that bucket (moto creates buckets without their notifications)."""
+    resources = removed.template["Resources"]
+    queue_names = {
+        removed.deployed.queue_name(name): name
+        for name in of_type(removed.template, "AWS::SQS::Queue")
+    }
+    policies = list(removed.of_type("AWS::SQS::QueuePolicy").values())
+    for bucket_name in of_type(removed.template, "AWS::S3::Bucket"):
+        bucket = removed.deployed.resolve(resources[bucket_name]["Properties"])
+        notifications = bucket.get("NotificationConfiguration", {})
+        for notification in notifications.get("QueueConfigurations", []):
+            assert notification["Event"].startswith("s3:ObjectCreated:"), notification
+            queue = queue_names[notification["Queue"].rsplit(":", 1)[1]]
+            url = removed.deployed.resolve({"Ref": queue})
+            statements = [
+                statement
+                for policy in policies
+                if url in policy["Queues"]
+                for statement in policy["PolicyDocument"]["Statement"]
+            ]
+            from_s3 = [
+                s
+                for s in statements
+                if s["Principal"] == {"Service": "s3.amazonaws.com"}
+                and s["Action"] == "sqs:SendMessage"
+            ]
+            assert from_s3, (bucket_name, queue)
+            if "BucketName" in bucket:
+                arn = f"arn:aws:s3:::{bucket['BucketName']}"
+                assert all(s["Condition"]["ArnEquals"]["aws:SourceArn"] == arn for s in from_s3)
 
 
 def test_ses_sends_carry_the_configuration_set_whose_events_reach_the_topic(
