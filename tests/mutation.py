@@ -47,6 +47,7 @@ PIPELINE = (
     f"{MAIL}/test_lambda_handlers.py",
 )
 EVENTS = (
+    "tests/unit/test_event_parsers.py",
     f"{MAIL}/test_ses_events.py",
     f"{MAIL}/test_webhooks.py",
     f"{MAIL}/test_test_keys.py",
