@@ -53,6 +53,12 @@ EVENTS = (
     f"{MAIL}/test_test_keys.py",
     f"{MAIL}/test_status_and_suppressions.py",
 )
+KEY_POLICIES = (
+    "tests/unit/test_key_policy.py",
+    f"{MAIL}/test_key_policies.py",
+    f"{MAIL}/test_server_keys_and_captcha.py",
+)
+CAMPAIGNS = (f"{MAIL}/test_campaigns.py",)
 
 # Module (or glob) → the tests that pin it.
 MODULES: dict[str, tuple[str, ...]] = {
@@ -78,6 +84,14 @@ MODULES: dict[str, tuple[str, ...]] = {
     "chalicelib/repositories/send_leases.py": PIPELINE,
     "chalicelib/repositories/delivery_status.py": (*PIPELINE, *EVENTS),
     "chalicelib/repositories/delivery_events.py": EVENTS,
+    # Issue 16's key policies and issue 18's campaigns, as they landed.
+    "chalicelib/services/key_policy.py": KEY_POLICIES,
+    "chalicelib/repositories/key_limits.py": KEY_POLICIES,
+    "chalicelib/services/campaigns.py": CAMPAIGNS,
+    "chalicelib/services/campaign_files.py": CAMPAIGNS,
+    "chalicelib/services/campaign_processing.py": CAMPAIGNS,
+    "chalicelib/services/campaign_rows.py": CAMPAIGNS,
+    "chalicelib/repositories/campaigns.py": CAMPAIGNS,
 }
 
 COPIED = ("chalicelib", "tests", "mmms_local", "app.py", ".chalice", "docs", "pyproject.toml")
