@@ -212,7 +212,9 @@ def test_when_a_group_does_not_fit_as_many_as_fit_get_a_slot(clean_database: str
 
 def test_with_the_database_down_sends_go_unpaced(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="mmms.send_rate")
-    down = Database(f"postgresql://postgres@127.0.0.1:{unused_port()}/postgres", timeout_seconds=1)
+    down = Database(
+        f"postgresql://postgres@127.0.0.1:{unused_port()}/postgres", timeout_seconds=0.2
+    )
     governor = SendRateGovernor(SendSlotRepository(down), {"primary": 1.0}, sleep=never_sleep)
     provider = FakeProvider("primary")
     chain = ProviderChain([provider], pace=governor.pace)
