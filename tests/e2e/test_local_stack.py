@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -128,8 +129,18 @@ BULK = [
 ]
 
 
-def test_single_and_bulk_mail_on_embedded_defaults_survive_a_restart(tmp_path: Path) -> None:
-    home = tmp_path / "home"
+@pytest.fixture
+def embedded_home() -> Iterator[Path]:
+    """A home outside pytest's temporary folders: the embedded PostgreSQL runs as a user of
+    its own, which needs to traverse the folders above its data, and every pytest session
+    started meanwhile (other runs on the machine) makes ``/tmp/pytest-of-<user>`` 0700 again;
+    initdb then failed with "Permission denied"."""
+    with tempfile.TemporaryDirectory(prefix="mmms-e2e-") as folder:
+        yield Path(folder) / "home"
+
+
+def test_single_and_bulk_mail_on_embedded_defaults_survive_a_restart(embedded_home: Path) -> None:
+    home = embedded_home
     with local_stack(home) as stack:
         key = create_key(stack)
         headers = {"x-api-key": key, "Origin": ORIGIN}
