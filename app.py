@@ -10,7 +10,7 @@ import json
 import os
 from typing import Any
 
-from chalice.app import Cron, Response, SQSEvent
+from chalice.app import Cron, Rate, Response, SQSEvent
 
 from chalicelib.bootstrap import container
 from chalicelib.controllers import (
@@ -497,3 +497,26 @@ def consume_events_queue(event: SQSEvent) -> dict[str, Any]:
 @app.schedule(Cron("*/5", "*", "*", "*", "?", "*"))
 def sweep_deliveries(event: object) -> None:
     queue_consumer.sweep_deliveries(container())
+
+
+# Campaign files: the bucket's ObjectCreated notifications arrive on this queue (one at a time:
+# processing a file may take most of the invocation, and resumes from its checkpoint).
+@app.on_sqs_message(
+    queue=os.environ.get("CAMPAIGN_UPLOADS_QUEUE_NAME", "mmms-campaign-uploads-queue"),
+    batch_size=1,
+)
+def consume_uploads_queue(event: SQSEvent) -> dict[str, Any]:
+    records = queue_consumer.records_from_sqs_event([r.to_dict() for r in event])
+    return campaigns.handle_uploads_batch(records, container(), _remaining_seconds(event))
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES))
+def tick_campaigns(event: Any) -> None:
+    campaigns.tick_campaigns(container(), _remaining_seconds(event))
+
+
+def _remaining_seconds(event: Any) -> float:
+    """What is left of the Lambda invocation (60 s when there is no Lambda context)."""
+    context = getattr(event, "context", None)
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    return remaining() / 1000 if callable(remaining) else 60.0

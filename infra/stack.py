@@ -35,6 +35,11 @@ from infra.operations import PlatformError, add_platform
 
 ROOT = Path(__file__).resolve().parent.parent
 MERGE_TEMPLATE = ROOT / "infra" / "queues.json"
+# Campaigns (SPEC 13) in a fragment of their own, merged in by :func:`with_campaigns`.
+CAMPAIGNS_TEMPLATE = ROOT / "infra" / "campaigns.json"
+CAMPAIGN_FUNCTIONS = ("ConsumeUploadsQueue", "TickCampaigns")
+UPLOADS_CONSUMED_QUEUE = {"Fn::Sub": "${CampaignUploadsQueue.Arn}"}
+CAMPAIGN_FILES = {"Fn::Sub": "arn:${AWS::Partition}:s3:::${CampaignBucketName}/uploads/*"}
 CHALICE_CONFIG = ROOT / ".chalice" / "config.json"
 
 QUEUE_PARAMETERS = (
@@ -58,6 +63,7 @@ CONSUMED_QUEUE = {"Fn::Sub": "${ProcessingQueue.Arn}"}
 CONSUMERS = {
     "ConsumeProcessingQueue": CONSUMED_QUEUE,
     "ConsumeEventsQueue": {"Fn::Sub": "${EventsQueue.Arn}"},
+    "ConsumeUploadsQueue": UPLOADS_CONSUMED_QUEUE,
 }
 # A Secrets Manager name; no IAM wildcards (* ?), which would widen the secret's grant. The
 # ProviderSecretName Parameter has the same AllowedPattern (plus empty) for deploy overrides.
@@ -138,15 +144,86 @@ def stage_parameters(stage: str, config_path: Path = CHALICE_CONFIG) -> dict[str
             " (letters, digits and /_+=.@- only)"
         )
     parameters["ProviderSecretName"] = provider_secret
+    return parameters | _campaign_parameters(env)
+
+
+def _campaign_parameters(env: dict[str, str]) -> dict[str, str]:
+    """The campaign bucket's and uploads queue's names (SPEC 13), when the stage names them."""
+    parameters = {}
+    if env.get("CAMPAIGN_BUCKET"):
+        parameters["CampaignBucketName"] = env["CAMPAIGN_BUCKET"]
+    if env.get("CAMPAIGN_UPLOADS_QUEUE_NAME"):
+        uploads = _name(env, "CAMPAIGN_UPLOADS_QUEUE_NAME")
+        parameters["CampaignUploadsQueueName"] = uploads
+        parameters["CampaignUploadsDeadLetterQueueName"] = uploads.removesuffix("-queue") + "-dlq"
     return parameters
 
 
 def merge_template(stage: str, config_path: Path = CHALICE_CONFIG) -> dict[str, Any]:
-    """``infra/queues.json`` with ``stage``'s Parameter defaults."""
-    template: dict[str, Any] = json.loads(MERGE_TEMPLATE.read_text(encoding="utf-8"))
+    """``infra/queues.json`` and ``infra/campaigns.json`` with ``stage``'s Parameter defaults."""
+    template = with_campaigns(json.loads(MERGE_TEMPLATE.read_text(encoding="utf-8")))
     for name, value in stage_parameters(stage, config_path).items():
         parameter = template["Parameters"][name]
         parameter["Default"] = int(value) if parameter["Type"] == "Number" else value
+    return template
+
+
+def with_campaigns(template: dict[str, Any]) -> dict[str, Any]:
+    """``template`` (``infra/queues.json``) with the campaigns' fragment merged in, and what
+    the campaign functions get: the sweep's environment and role (database, queues, secrets,
+    SES) plus the bucket (read its uploads), the uploads queue for its consumer, and for the
+    API the right to sign uploads (``s3:PutObject`` on the bucket's ``uploads/`` only)."""
+    fragment: dict[str, Any] = json.loads(CAMPAIGNS_TEMPLATE.read_text(encoding="utf-8"))
+    for section in ("Parameters", "Resources", "Outputs"):
+        template[section].update(fragment[section])
+    resources = template["Resources"]
+    bucket = {"Ref": "CampaignBucket"}
+    sweep = resources["SweepDeliveries"]["Properties"]["Environment"]["Variables"]
+    sweep_policy = resources["SweepDeliveriesRole"]["Properties"]["Policies"][0]
+    for function in CAMPAIGN_FUNCTIONS:
+        resources[function] = {
+            "Properties": {
+                "Environment": {"Variables": {**copy.deepcopy(sweep), "CAMPAIGN_BUCKET": bucket}}
+            }
+        }
+        policy = copy.deepcopy(sweep_policy)
+        policy["PolicyName"] = f"{function}RolePolicy"
+        policy["PolicyDocument"]["Statement"].append(
+            {
+                "Sid": "CampaignFiles",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject"],
+                "Resource": CAMPAIGN_FILES,
+            }
+        )
+        resources[f"{function}Role"] = {"Properties": {"Policies": [policy]}}
+    resources["ConsumeUploadsQueueRole"]["Properties"]["Policies"][0]["PolicyDocument"][
+        "Statement"
+    ].append(
+        {
+            "Sid": "UploadsQueue",
+            "Effect": "Allow",
+            "Action": [
+                "sqs:ReceiveMessage",
+                "sqs:DeleteMessage",
+                "sqs:ChangeMessageVisibility",
+                "sqs:GetQueueAttributes",
+            ],
+            "Resource": {"Fn::GetAtt": ["CampaignUploadsQueue", "Arn"]},
+        }
+    )
+    resources["ConsumeUploadsQueue"]["Properties"]["Events"] = {
+        "ConsumeUploadsQueueSqsEventSource": {"Properties": {"Queue": UPLOADS_CONSUMED_QUEUE}}
+    }
+    resources["APIHandler"]["Properties"]["Environment"]["Variables"]["CAMPAIGN_BUCKET"] = bucket
+    resources["ApiHandlerRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"].append(
+        {
+            "Sid": "SignCampaignUploads",
+            "Effect": "Allow",
+            "Action": ["s3:PutObject"],
+            "Resource": CAMPAIGN_FILES,
+        }
+    )
     return template
 
 

@@ -240,6 +240,10 @@ def test_the_dev_stage_gets_its_own_queues_and_secrets(
         "AlarmEmail": "",
         "BounceRateAlarmThreshold": "0.04",
         "ComplaintRateAlarmThreshold": "0.0008",
+        "CampaignBucketName": env["CAMPAIGN_BUCKET"],
+        "CampaignUploadsQueueName": "mmms-dev-campaign-uploads-queue",
+        "CampaignUploadsDeadLetterQueueName": "mmms-dev-campaign-uploads-dlq",
+        "CampaignUploadDays": "7",
     }
     assert "PROVIDER_SECRET_NAME" not in dev.variables("APIHandler")
     source = next(iter(dev.resources["ConsumeProcessingQueue"]["Properties"]["Events"].values()))
