@@ -291,11 +291,16 @@ def test_cancel_mid_send_sends_nothing_after_it_is_answered(
     assert final["status"] == "cancelled"
     assert final["counts"]["sent"] == 10
     assert final["counts"]["cancelled"] == 50
-    results = Counter(
-        (r["email_recipient_id"], r["status"]) for r in queues.drain_json(queues.result)
-    )
-    assert sorted(set(results.values())) == [1]  # each final status reported once
-    assert Counter(s for _, s in results) == {"sent": 10, "cancelled": 50}
+    reported: dict[str, set[str]] = {}
+    for report in queues.drain_json(queues.result):
+        reported.setdefault(report["email_recipient_id"], set()).add(report["status"])
+    # Each row's one final status is reported (reports are at least once: a batch's look for
+    # older pending reports may publish a fresh one a second time, never another status).
+    assert all(len(statuses) == 1 for statuses in reported.values())
+    assert Counter(s for statuses in reported.values() for s in statuses) == {
+        "sent": 10,
+        "cancelled": 50,
+    }
 
 
 def test_a_cancelled_campaigns_queued_rows_are_cancelled_not_sent_by_the_consumer(
