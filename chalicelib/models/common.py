@@ -11,7 +11,10 @@ from pydantic_core import PydanticCustomError
 T = TypeVar("T")
 
 # Patterns the OpenAPI document states and the models enforce (so both accept the same).
-NOT_BLANK = r"\S"  # after surrounding whitespace is stripped, something is left
+# After surrounding whitespace is stripped, something is left. The whitespace pydantic strips
+# (Unicode's White_Space) spelled out, not \S: ECMA regexes (JSON Schema's) do not count
+# U+0085 as space, so "\u0085" matched the document's \S while the model stripped it away.
+NOT_BLANK = r"[^\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
 SINGLE_LINE = r"^[^\r\n]*$"
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
