@@ -20,6 +20,7 @@ from chalicelib.queues.base import QueueRecord
 PROCESSING = "processing"
 RESULTS = "results"
 EVENTS = "events"
+UPLOADS = "uploads"  # campaign files' notifications (S3's, on AWS)
 DEAD_LETTER = "dead-letter"
 
 _SCHEMA = """

@@ -7,7 +7,9 @@ Embedded defaults, each replaced by the real thing when its variable is set:
   ``AWS_ENDPOINT_URL``), else durable local queues in that PostgreSQL;
 - mail: ``MAIL_PROVIDERS``, else the capture provider writing ``.eml`` files to
   ``.mmms/outbox`` (see http://127.0.0.1:8000/v1/dev);
-- ``ADMIN_TOKEN``: from the environment, else generated once into ``.mmms/admin_token``.
+- ``ADMIN_TOKEN``: from the environment, else generated once into ``.mmms/admin_token``;
+- campaign files: ``CAMPAIGN_BUCKET`` (S3), else ``.mmms/uploads`` through this server (its
+  ``PUT /v1/dev/campaign-uploads/...``, see ``mmms_local/uploads.py``).
 
 The worker runs the same consumer code as the Lambda. Ctrl-C (or SIGTERM) stops both.
 """
@@ -27,6 +29,7 @@ from mmms_local import gateway
 STATE_DIR = Path(os.environ.get("MMMS_HOME", ".mmms"))
 LOCAL_QUEUE = "local://processing"
 LOCAL_RESULTS = "local://results"
+CAMPAIGN_UPLOADS = "/v1/dev/campaign-uploads"
 
 
 def _embedded_database() -> tuple[str, Any]:
@@ -46,7 +49,7 @@ def _admin_token() -> str:
     return token_file.read_text(encoding="utf-8").strip()
 
 
-def _prepare_environment() -> tuple[Any, bool]:
+def _prepare_environment(host: str, port: int) -> tuple[Any, bool]:
     """Fill in the embedded defaults; return (embedded server or None, local queues?)."""
     embedded = None
     if not os.environ.get("DATABASE_URL"):
@@ -61,6 +64,9 @@ def _prepare_environment() -> tuple[Any, bool]:
     os.environ.setdefault("CAPTURE_DIR", str(STATE_DIR / "outbox"))
     os.environ.setdefault("CORS_ALLOW_ORIGINS", "http://localhost:4321")
     os.environ["MMMS_DEV_ROUTES"] = "1"
+    if not os.environ.get("CAMPAIGN_BUCKET"):
+        os.environ.setdefault("CAMPAIGN_UPLOAD_DIR", str((STATE_DIR / "uploads").resolve()))
+        os.environ.setdefault("CAMPAIGN_UPLOAD_URL", f"http://{host}:{port}{CAMPAIGN_UPLOADS}")
     return embedded, local_queues
 
 
@@ -69,7 +75,8 @@ def _stop_on_signal(signum: int, frame: FrameType | None) -> None:
 
 
 def _build(local_queues: bool) -> tuple[Any, Any, Any, Any, Any]:
-    """(settings, services, receive, receive events or None, queue database or None)."""
+    """(settings, services, receive, receive events or None, queue database): the local
+    queues live in the database (the uploads queue always: S3 has no local stand-in)."""
     from chalicelib.bootstrap import AwsClients, build_container
     from chalicelib.config import load_settings
     from chalicelib.db import Database
@@ -89,14 +96,14 @@ def _build(local_queues: bool) -> tuple[Any, Any, Any, Any, Any]:
     except ConfigurationError as err:
         sys.exit(f"mmms: {err}")
     apply_migrations(os.environ["DATABASE_URL"])
+    queue_db = Database(os.environ["DATABASE_URL"], max_size=4)
+    ensure_queue_table(queue_db)
     if not local_queues:
         sqs = AwsClients(settings).sqs()
         receive = sqs_receiver(sqs, str(settings.mail_queue_url))
         events_url = settings.mail_events_queue_url
         receive_events = sqs_receiver(sqs, events_url) if events_url else None
-        return settings, build_container(settings), receive, receive_events, None
-    queue_db = Database(os.environ["DATABASE_URL"], max_size=4)
-    ensure_queue_table(queue_db)
+        return settings, build_container(settings), receive, receive_events, queue_db
     processing = LocalQueue(queue_db, PROCESSING, max_receives=settings.mail_queue_max_receives)
     events = LocalQueue(queue_db, EVENTS, max_receives=settings.mail_queue_max_receives)
     services = build_container(
@@ -108,6 +115,25 @@ def _build(local_queues: bool) -> tuple[Any, Any, Any, Any, Any]:
     return settings, services, processing.receive, events.receive, queue_db
 
 
+def _local_uploads(services: Any, queue_db: Any) -> Any:
+    """The local uploads queue; with files kept in the upload folder, the upload server that
+    fills it (S3 and its notifications do that on AWS)."""
+    from chalicelib.uploads.local import LocalUploadStore
+    from mmms_local import uploads
+    from mmms_local.local_queue import UPLOADS, LocalQueue
+
+    queue = LocalQueue(queue_db, UPLOADS, max_receives=5, visibility_seconds=900)
+    store = services.upload_store
+    if isinstance(store, LocalUploadStore):
+        uploads.install(
+            store.path_of,
+            services.settings.campaign_max_bytes,
+            services.campaigns.upload_refusal,
+            lambda key, size: queue.send_many([uploads.notification(key, size)]),
+        )
+    return queue
+
+
 def _banner(host: str, port: int, embedded: Any, queues: str) -> None:
     where = f"embedded, data in {STATE_DIR / 'pgdata'}" if embedded else "DATABASE_URL"
     lines = [
@@ -116,6 +142,7 @@ def _banner(host: str, port: int, embedded: Any, queues: str) -> None:
         f"Providers     {os.environ['MAIL_PROVIDERS']}",
         f"Database      {where}",
         f"Queues        {queues}; worker running",
+        f"Campaigns     files in {os.environ.get('CAMPAIGN_UPLOAD_DIR') or 'CAMPAIGN_BUCKET'}",
         f"Admin token   {os.environ.get('ADMIN_TOKEN', '(from ADMIN_SECRET_NAME)')}",
         "Stop with Ctrl-C",
     ]
@@ -125,7 +152,7 @@ def _banner(host: str, port: int, embedded: Any, queues: str) -> None:
 def main() -> None:
     host = os.environ.get("HOST", "127.0.0.1")
     port = int(os.environ.get("PORT", "8000"))
-    embedded, local_queues = _prepare_environment()
+    embedded, local_queues = _prepare_environment(host, port)
 
     from chalice.config import Config
     from chalice.local import create_local_server
@@ -135,7 +162,13 @@ def main() -> None:
 
     settings, services, receive, receive_events, queue_db = _build(local_queues)
     use_container(services)
-    worker = Worker(services, receive, receive_events=receive_events)
+    uploads_queue = _local_uploads(services, queue_db)
+    worker = Worker(
+        services,
+        receive,
+        receive_events=receive_events,
+        uploads=(uploads_queue.receive, uploads_queue),
+    )
     gateway.install()
     import app
 

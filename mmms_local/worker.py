@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from chalicelib.bootstrap import Container
+from chalicelib.controllers.campaigns import handle_uploads_batch, tick_campaigns
 from chalicelib.controllers.queue_consumer import (
     handle_events_batch,
     handle_processing_batch,
@@ -60,8 +61,10 @@ class Worker(threading.Thread):
         receive: Receive,
         *,
         receive_events: Receive | None = None,
+        uploads: tuple[Receive, ProcessingQueue] | None = None,
         idle_seconds: float = 0.5,
         sweep_every_seconds: float = 60.0,
+        tick_every_seconds: float = 15.0,
     ) -> None:
         super().__init__(name="mmms-worker", daemon=True)
         self._services = services
@@ -69,19 +72,24 @@ class Worker(threading.Thread):
         self._receive_events = receive_events
         self._idle = idle_seconds
         self._sweep_every = sweep_every_seconds
+        self._uploads = uploads
+        self._tick_every = tick_every_seconds
         self._stop_event = threading.Event()
 
     def stop(self) -> None:
         self._stop_event.set()
 
     def run(self) -> None:
-        last_sweep = time.monotonic()
+        last_sweep = last_tick = time.monotonic()
         while not self._stop_event.is_set():
             try:
                 handled = self.run_once()
                 if time.monotonic() - last_sweep > self._sweep_every:
                     sweep_deliveries(self._services)
                     last_sweep = time.monotonic()
+                if time.monotonic() - last_tick > self._tick_every:
+                    tick_campaigns(self._services, remaining_seconds=self._tick_every)
+                    last_tick = time.monotonic()
             except Exception:  # like Lambda: log it; the messages come back to be retried
                 log.exception("worker round failed")
                 handled = 0
@@ -94,6 +102,9 @@ class Worker(threading.Thread):
         events_queue = self._services.events_queue
         if self._receive_events is not None and events_queue is not None:
             seen += self._round(self._receive_events, handle_events_batch, events_queue)
+        if self._uploads is not None:
+            receive_uploads, uploads_queue = self._uploads
+            seen += self._round(receive_uploads, _handle_uploads, uploads_queue)
         return seen
 
     def _round(self, receive: Receive, handle: Handler, queue: ProcessingQueue) -> int:
@@ -107,3 +118,8 @@ class Worker(threading.Thread):
         else:
             queue.delete_many([r.receipt_handle for r in records])
         return len(records)
+
+
+def _handle_uploads(records: list[QueueRecord], services: Container) -> dict[str, Any]:
+    """The uploads queue's Lambda handler, with a Lambda's 15 minutes."""
+    return handle_uploads_batch(records, services, remaining_seconds=900)

@@ -158,6 +158,16 @@ class CampaignService:
             )
         return campaign
 
+    def upload_refusal(self, key: str) -> tuple[int, str] | None:
+        """Why a file may not be uploaded under ``key`` now (404: no campaign; 409: it has
+        its file already), or None. The local upload server asks (S3 cannot)."""
+        campaign = self._repo.by_upload_key(key)
+        if campaign is None:
+            return (404, f"no campaign awaits an upload at {key}")
+        if campaign.status is not CampaignStatus.AWAITING_UPLOAD:
+            return (409, f"campaign {campaign.id} is {campaign.status.value}: already uploaded")
+        return None
+
     def get(self, api_key_id: uuid.UUID, campaign_id: str) -> Campaign:
         """The campaign with its counts (one aggregate read); ``completed`` once no row is
         left queued."""

@@ -233,3 +233,57 @@ def test_the_same_command_uses_real_services_when_configured(
         )
         == 0
     )
+
+
+def test_a_campaign_file_goes_to_the_local_server_and_is_sent(embedded_home: Path) -> None:
+    """Under `make run` the upload URL is the local server's: it keeps the file in the data
+    folder and the worker processes it as the uploads queue's Lambda would."""
+    with local_stack(embedded_home, CAMPAIGN_MAX_BYTES="4096") as stack:
+        headers = {"x-api-key": create_key(stack), "Origin": ORIGIN}
+        created = stack.post(
+            "/v1/campaigns",
+            {
+                key: value
+                for key, value in mail(email_id="campaign-1").items()
+                if key != "recipients"
+            },
+            headers,
+        )
+        upload = created.json()["data"]["upload"]
+        data = b"mail,name\r\nann@example.org,Ann\r\nben@example.org,Ben\r\n"
+        preflight = requests.options(upload["url"], timeout=10)
+        sent = requests.put(upload["url"], data=data, headers=upload["headers"], timeout=30)
+        again = requests.put(upload["url"], data=data, headers=upload["headers"], timeout=30)
+        outbox = stack.wait_for("/v1/dev/outbox", 2)
+        campaign_id = created.json()["data"]["campaign_id"]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            status = requests.get(
+                f"{stack.base}/v1/campaigns/{campaign_id}", headers=headers, timeout=10
+            ).json()["data"]
+            if status["status"] == "completed":
+                break
+            time.sleep(0.25)
+        other = stack.post(
+            "/v1/campaigns",
+            {
+                key: value
+                for key, value in mail(email_id="campaign-2").items()
+                if key != "recipients"
+            },
+            headers,
+        ).json()["data"]["upload"]
+        too_large = requests.put(
+            other["url"], data=b"x" * 5000, headers=other["headers"], timeout=30
+        )
+
+    assert created.status_code == 201
+    assert upload["url"].startswith(f"{stack.base}/v1/dev/campaign-uploads/uploads/cmp_")
+    assert preflight.headers["access-control-allow-methods"] == "PUT"
+    assert sent.status_code == 200
+    assert again.status_code == 409
+    assert too_large.status_code == 413
+    assert status["status"] == "completed"
+    assert status["counts"]["sent"] + status["counts"]["delivered"] == 2  # capture simulates SES
+    assert sorted(m["to"] for m in outbox["messages"])[0].endswith("ann@example.org>")
+    assert (embedded_home / "uploads" / f"{campaign_id}.csv").read_bytes() == data
