@@ -14,7 +14,7 @@ JS_STAMP := $(JS)/node_modules/.installed
 # The browser tests' Chromium: CHROMIUM=/path, else Debian's (`apt-get install -y chromium`).
 CHROMIUM ?= $(firstword $(wildcard /usr/bin/chromium /usr/bin/chromium-browser))
 
-.PHONY: run test test-js lint mutation openapi bench bench-render bench-cold-start bench-policy package deploy clean
+.PHONY: run test test-js lint mutation openapi bench bench-render bench-campaign bench-cold-start bench-policy package deploy clean
 
 $(STAMP): requirements.txt requirements-dev.txt clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +67,10 @@ bench: $(STAMP)
 
 bench-render: $(STAMP)
 	$(BIN)/python -m bench.bench_render_budget
+
+# Campaign files through the processing code: 100,000 and 1,000,000 rows (bench/README.md).
+bench-campaign: $(STAMP)
+	$(BIN)/python -m bench.bench_campaign
 
 bench-cold-start: $(STAMP)
 	$(BIN)/python -m bench.bench_cold_start

@@ -469,9 +469,9 @@ class CampaignRepository:
                            p.params
                       FROM picked p, state ORDER BY p.line
                     ON CONFLICT DO NOTHING
-                    RETURNING {COLUMNS}
+                    RETURNING id, email_recipient_id, status
                 )
-                SELECT p.line, i.*
+                SELECT p.line, i.id, i.status
                   FROM picked p LEFT JOIN inserted i
                     ON i.email_recipient_id = p.email_recipient_id
                  ORDER BY p.line
@@ -498,9 +498,17 @@ class CampaignRepository:
                 " updated_at = now() WHERE id = %s",
                 (through, not rows, campaign_id),
             )
+            # Only the few rows already final (to report) are read back whole.
+            final_ids = [row["id"] for row in rows if row["id"] and row["status"] != "queued"]
+            final = (
+                conn.execute(
+                    f"SELECT {COLUMNS} FROM deliveries WHERE id = ANY(%s)", (final_ids,)
+                ).fetchall()
+                if final_ids
+                else []
+            )
         queued = [row["line"] for row in rows if row["id"] and row["status"] == "queued"]
-        final = [delivery_from_row(row) for row in rows if row["id"] and row["status"] != "queued"]
-        return Recorded(queued, final, through)
+        return Recorded(queued, [delivery_from_row(row) for row in final], through)
 
     def recorded_lines(self, campaign_id: str, after_line: int, through_line: int) -> list[int]:
         """Lines recorded as queued recipients in (after, through]: a resume queues them."""

@@ -50,7 +50,7 @@ from chalicelib.uploads.base import UploadMissingError, UploadStore
 log = logging.getLogger("mmms.campaigns")
 
 CHECKPOINT_ROWS = 20_000  # lines validated between checkpoints
-FAN_OUT_ROWS = 5_000  # rows recorded as recipients per statement
+FAN_OUT_ROWS = 10_000  # rows recorded as recipients per statement
 CHUNK_ROWS = 10  # recipients per processing-queue message (see bench/README.md)
 QUEUE_ATTEMPTS = 3
 READ_BYTES = 1024 * 1024
