@@ -438,7 +438,7 @@ class CampaignRepository:
         with self._db.transaction() as conn:
             self._renew(conn, campaign_id, token)
             rows = conn.execute(
-                f"""
+                """
                 WITH picked AS (
                     SELECT r.*, s.reason AS listed
                       FROM campaign_rows r
@@ -459,7 +459,7 @@ class CampaignRepository:
                            CASE WHEN p.listed IS NOT NULL THEN 'suppressed'
                                 WHEN state.cancelled THEN 'cancelled' ELSE 'queued' END,
                            CASE WHEN p.listed IS NOT NULL
-                                THEN replace(%(suppressed)s, '{{reason}}', p.listed)
+                                THEN replace(%(suppressed)s, '{reason}', p.listed)
                                 WHEN state.cancelled THEN 'campaign_cancelled' END,
                            p.listed IS NOT NULL OR state.cancelled,
                            %(client_env_id)s, %(project_id)s, %(closure_id)s,
