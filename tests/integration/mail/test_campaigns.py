@@ -258,7 +258,11 @@ def test_suppressed_rows_are_suppressed_and_reported(
     assert final["counts"]["suppressed"] == 1
     assert final["status"] == "completed"
     assert [m.to[0].email for m in provider.sent] == ["ann@example.org"]
-    assert sorted(r["status"] for r in reports(queues)) == ["sent", "suppressed"]
+    reported = {r["status"]: r for r in reports(queues)}
+    assert sorted(reported) == ["sent", "suppressed"]
+    assert reported["suppressed"]["result"]["status_detail"] == (
+        "suppressed: the address is on the suppression list (manual)"
+    )
 
 
 def test_the_keys_policy_refuses_rows_and_counts_the_file_against_its_quota(
