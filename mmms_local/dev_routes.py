@@ -39,7 +39,7 @@ body{font:15px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:70rem;paddin
 table{border-collapse:collapse;width:100%;margin:1rem 0}td,th{border-bottom:1px solid #ddd;
 padding:.35rem .5rem;text-align:left;vertical-align:top}th{background:#f6f6f6}
 iframe{width:100%;height:28rem;border:1px solid #ccc}pre{background:#f6f6f6;padding:1rem;
-white-space:pre-wrap}.sent,.delivered{color:#087f23}.failed,.bounced,.complained,.suppressed{
+white-space:pre-wrap}.sent,.delivered{color:#087f23}.failed,.bounced,.complained,.suppressed,.cancelled{
 color:#b00020}.queued,.soft_bounced,.delayed,.auto_reply{color:#8a6d00}
 </style></head><body><h1>{{ title }}</h1>{{ body }}</body></html>""")
 

@@ -207,14 +207,15 @@ class CampaignRepository:
 
     def due(self, limit: int) -> list[str]:
         """Campaigns with work for a processor whose lease is free: validating or sending
-        (stalled or not started), scheduled and due, cancelled with rows left to settle."""
+        (stalled or not started, or fanned out: to complete once no row is left queued),
+        scheduled and due, cancelled with rows left to settle."""
         with self._db.statement() as conn:
             rows = conn.execute(
                 "SELECT id FROM campaigns"
                 " WHERE (worker_until IS NULL OR worker_until < now()) AND ("
                 "   status = 'validating'"
                 "   OR (status = 'scheduled' AND send_at <= now())"
-                "   OR (status = 'sending' AND NOT fanned_out)"
+                "   OR status = 'sending'"
                 "   OR (status = 'cancelled' AND validated AND NOT fanned_out))"
                 " ORDER BY updated_at LIMIT %s",
                 (limit,),

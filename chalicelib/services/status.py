@@ -88,4 +88,6 @@ def send_side_events(delivery: Delivery) -> list[StoredEvent]:
         events.append(StoredEvent("failed", ended, delivery.provider, delivery.last_error))
     if delivery.status is DeliveryState.SUPPRESSED:
         events.append(StoredEvent("suppressed", ended, None, delivery.status_detail))
+    if delivery.status is DeliveryState.CANCELLED:
+        events.append(StoredEvent("cancelled", ended, None, delivery.status_detail))
     return events
