@@ -2,7 +2,9 @@
 
 Creates the campaign (the ``send`` flags: sender, template or inline content, params, email
 id), uploads the file with a progress bar, and with ``--watch`` follows it to the end with a
-bar fed by the campaign's counts (every recipient no longer queued).
+bar fed by the campaign's counts (every recipient no longer queued). A watched campaign that
+ends ``failed`` or ``cancelled`` exits 1 after printing it, the reason and the first invalid
+rows on stderr: a script's ``&&`` must not go on as if it had been sent.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, cast
 
 import typer
+from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn
 
 from mmms_client import models as m
@@ -19,6 +22,7 @@ from mmms_client.cli.support import JsonFlag, emit_json, session, stdout
 from mmms_client.cli.tables import campaign_table
 from mmms_client.client import MmmsClient
 
+EXIT_NOT_COMPLETED = 1
 campaign_app = typer.Typer(help="Campaigns: bulk sends from a file.", no_args_is_help=True)
 
 
@@ -68,8 +72,22 @@ def campaign_send(
             campaign = _watch(mmms, created["campaign_id"], show=show)
     if current.json:
         emit_json(campaign)
-        return
-    stdout.print(campaign_table(campaign))
+    else:
+        stdout.print(campaign_table(campaign))
+    if watch and campaign["status"] != "completed":
+        _ended_badly(campaign)
+
+
+def _ended_badly(campaign: m.CampaignData) -> None:
+    errors = Console(stderr=True, highlight=False, soft_wrap=True)
+    errors.print(
+        f"mmms: campaign {campaign['campaign_id']} {campaign['status']}"
+        f" ({campaign['error_count']} invalid rows)",
+        markup=False,
+    )
+    for error in campaign["errors"][:10]:
+        errors.print(f"  line {error['line']}: {error['field']}: {error['message']}", markup=False)
+    raise typer.Exit(EXIT_NOT_COMPLETED)
 
 
 def _upload(mmms: MmmsClient, created: Any, file: Path, *, show: bool) -> None:
