@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
+import time
+from email.utils import formatdate
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +92,32 @@ def test_retries_stop_after_retries_with_the_last_answer() -> None:
         mmms.get_email("e")
     assert raised.value.status == 429
     assert len(server.seen) == 3
+
+
+def test_with_the_defaults_a_429_is_tried_4_times_half_a_second_then_1_then_2_apart() -> None:
+    limited = failure(429, "rate_limited", "Too many requests")  # no Retry-After: the backoff
+    with (
+        scripted(limited) as server,
+        MmmsClient(server.url, "ak_test") as mmms,
+        pytest.raises(MmmsError) as raised,
+    ):
+        mmms.get_email("e")
+    gaps = [later.at - earlier.at for earlier, later in pairwise(server.seen)]
+    assert raised.value.status == 429
+    assert len(gaps) == 3
+    for gap, backoff in zip(gaps, (0.5, 1.0, 2.0), strict=True):
+        assert backoff - 0.01 <= gap < backoff + 0.4, gaps
+
+
+def test_a_retry_after_given_as_an_http_date_is_waited_for_until_then() -> None:
+    moment = math.ceil(time.time()) + 2  # HTTP dates count whole seconds
+    date = formatdate(moment, usegmt=True)
+    limited = failure(429, "rate_limited", "Too many requests", headers={"Retry-After": date})
+    with scripted(limited, ok({"n": 1})) as server, client(server.url) as mmms:
+        assert mmms.get_email("e") == {"n": 1}
+        answered = time.time()
+    assert len(server.seen) == 2
+    assert answered >= moment - 0.01  # at least a second later: not the 0.01 s backoff
 
 
 def test_a_retry_after_over_max_retry_delay_is_not_waited_for() -> None:

@@ -74,6 +74,25 @@ test('retries stop after `retries`, rejecting with the last answer', async () =>
   assert.equal(server.requests.length, 3);
 });
 
+test('with the defaults a 429 without Retry-After is tried 4 times, 0.5 s, 1 s and 2 s apart', async () => {
+  const server = await serve(failure(429, 'rate_limited', 'Too many requests'));
+  const mmms = new MmmsClient({ baseUrl: server.url, apiKey: 'ak_test' });
+  await assert.rejects(mmms.getEmail('e'), { status: 429, errorType: 'rate_limited' });
+  const gaps = server.requests.slice(1).map((request, i) => request.at - server.requests[i].at);
+  assert.equal(gaps.length, 3);
+  gaps.forEach((gap, i) => assert.ok(gap >= 500 * 2 ** i - 5 && gap < 500 * 2 ** i + 400, `${gaps}`));
+});
+
+test('a Retry-After given as an HTTP date is waited for until then', async () => {
+  const at = new Date(Math.ceil(Date.now() / 1000) * 1000 + 2000);
+  const server = await serve(
+    failure(429, 'rate_limited', 'Too many requests', { headers: { 'retry-after': at.toUTCString() } }),
+    ok({ n: 1 }),
+  );
+  assert.deepEqual(await client(server.url).getEmail('e'), { n: 1 });
+  assert.ok(server.requests[1].at >= at.getTime() - 5, `${server.requests[1].at - at.getTime()} ms early`);
+});
+
 test('a Retry-After longer than maxRetryDelay is not waited for', async () => {
   const server = await serve(failure(429, 'rate_limited', 'Daily quota used', { headers: { 'retry-after': '3600' } }));
   await assert.rejects(client(server.url).getEmail('e'), { status: 429 });
