@@ -167,3 +167,30 @@ test('a page sends its CAPTCHA token to a key that requires one', async () => {
   assert.deepEqual([without.status, without.errorType], [403, 'forbidden'], JSON.stringify(without));
   assert.deepEqual(without.details.map((detail) => detail.loc), [['X-Captcha-Token']]);
 });
+
+test("a page reads the service's Retry-After (exposed by CORS): a wait over maxRetryDelay is not attempted", async () => {
+  const limited = await admin.createKey({
+    name: unique('limited'),
+    origin_names: [`localhost:${port}`],
+    policy: { per_ip_per_minute: 1 },
+  });
+  const page = await open(`http://localhost:${port}`);
+  const seen = await page.evaluate(
+    async ({ baseUrl, apiKey, body }) => {
+      const asked = [];
+      const counting = (url, init) => {
+        asked.push(init.method);
+        return fetch(url, init);
+      };
+      const client = new window.mmms.MmmsClient({ baseUrl, apiKey, fetch: counting, retryDelay: 10, maxRetryDelay: 500 });
+      await client.sendMail(body);
+      const error = await client.getEmail(body.email_id).catch((caught) => caught);
+      return { asked, status: error.status, errorType: error.errorType, message: error.message };
+    },
+    { baseUrl, apiKey: limited.api_key, body: mail(unique('limited')) },
+  );
+  // The second request is over the key's one a minute: 429 with Retry-After (1-60 s), which the
+  // page can read, so it is not waited for. Unreadable, it would have been retried 3 times.
+  assert.deepEqual([seen.status, seen.errorType], [429, 'rate_limited'], JSON.stringify(seen));
+  assert.deepEqual(seen.asked, ['POST', 'GET']);
+});
