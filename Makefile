@@ -58,7 +58,7 @@ mutation: $(STAMP)
 
 # The contract, then what is generated from it: the clients' types (checked by make test).
 openapi: $(STAMP) $(JS_STAMP)
-	$(BIN)/python -m chalicelib.openapi docs/openapi.json
+	$(BIN)/python -m mmms_local.openapi_document docs/openapi.json
 	cd $(JS) && node scripts/types.mjs
 	$(BIN)/python clients/python/scripts/models.py
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from psycopg.conninfo import make_conninfo
-
+from chalicelib.aws import AwsClients
 from chalicelib.config import Settings, load_settings
+from chalicelib.credentials import provider_secrets, resolve_admin_token, resolve_conninfo
 from chalicelib.db import Database
 from chalicelib.errors import ConfigurationError
 from chalicelib.logs import configure_logging
@@ -58,9 +58,6 @@ from chalicelib.services.webhooks import WebhookKeys, WebhookService
 from chalicelib.uploads.base import UploadStore
 
 if TYPE_CHECKING:
-    from mypy_boto3_secretsmanager import SecretsManagerClient
-    from mypy_boto3_sqs import SQSClient
-
     from chalicelib.captcha import SiteverifyCaptcha
 
 
@@ -100,90 +97,6 @@ class Container:
         if callable(close):
             close()
         self.database.close()
-
-
-class AwsClients:
-    """boto3 clients, created on first use and shared by the process."""
-
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self._clients: dict[str, Any] = {}
-        self._lock = threading.Lock()
-
-    def client(self, service: str) -> Any:
-        with self._lock:
-            if service not in self._clients:
-                import boto3
-                from botocore.config import Config
-
-                self._clients[service] = boto3.client(
-                    service,  # type: ignore[call-overload]
-                    region_name=self._settings.region,
-                    endpoint_url=self._settings.aws_endpoint_url,
-                    config=Config(
-                        connect_timeout=3,
-                        read_timeout=10,
-                        # A retried SendEmail may deliver twice: SES sends get one attempt,
-                        # the provider chain and the queue decide what happens next.
-                        retries={
-                            "mode": "standard",
-                            "total_max_attempts": 1 if service == "sesv2" else 3,
-                        },
-                        max_pool_connections=max(10, self._settings.consumer_concurrency),
-                    ),
-                )
-            return self._clients[service]
-
-    def secretsmanager(self) -> SecretsManagerClient:
-        client: SecretsManagerClient = self.client("secretsmanager")
-        return client
-
-    def sqs(self) -> SQSClient:
-        client: SQSClient = self.client("sqs")
-        return client
-
-
-def resolve_conninfo(settings: Settings, secrets: SecretStore | None = None) -> str:
-    """The PostgreSQL conninfo: DATABASE_URL, else the RDS-style secret SECRET_NAME (+DB_NAME)."""
-    if settings.database_url is not None:
-        return settings.database_url.get_secret_value()
-    if settings.secret_name is None:
-        raise ConfigurationError("DATABASE_URL or SECRET_NAME must be set")
-    store = secrets or SecretStore(AwsClients(settings).secretsmanager)
-    secret = store.get_json(settings.secret_name)
-    missing = [k for k in ("host", "username", "password") if not secret.get(k)]
-    if missing:
-        raise ConfigurationError(f"Secret SECRET_NAME lacks {', '.join(missing)}")
-    return make_conninfo(
-        host=str(secret["host"]),
-        port=str(secret.get("port", 5432)),
-        user=str(secret["username"]),
-        password=str(secret["password"]),
-        dbname=settings.db_name or str(secret.get("dbname", "postgres")),
-        sslmode=str(secret.get("sslmode", "prefer")),
-    )
-
-
-def resolve_admin_token(settings: Settings, secrets: SecretStore) -> str:
-    if settings.admin_token is not None:
-        return settings.admin_token.get_secret_value()
-    if settings.admin_secret_name is None:
-        raise ConfigurationError("ADMIN_TOKEN or ADMIN_SECRET_NAME must be set")
-    raw = secrets.get_string(settings.admin_secret_name)
-    token = raw.strip()
-    if token.startswith("{"):
-        token = str(secrets.get_json(settings.admin_secret_name).get("token", ""))
-    if len(token) < 16:
-        raise ConfigurationError("ADMIN_SECRET_NAME must hold a token of at least 16 characters")
-    return token
-
-
-def provider_secrets(settings: Settings, secrets: SecretStore) -> dict[str, Any]:
-    """Provider settings from the PROVIDER_SECRET_NAME secret (keys as env var names)."""
-    if settings.provider_secret_name is None:
-        return {}
-    values = secrets.get_json(settings.provider_secret_name)
-    return {str(key).lower(): value for key, value in values.items()}
 
 
 def render_budget(settings: Settings) -> RenderBudget:

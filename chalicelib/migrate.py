@@ -57,8 +57,8 @@ def apply_migrations(conninfo: str) -> list[str]:
 
 
 def main() -> None:
-    from chalicelib.bootstrap import resolve_conninfo
     from chalicelib.config import load_settings
+    from chalicelib.credentials import resolve_conninfo
     from chalicelib.logs import configure_logging
 
     settings = load_settings()

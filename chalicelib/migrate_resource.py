@@ -33,8 +33,8 @@ _MAX_REASON = 1000
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Apply migrations for ``Create``/``Update``; answer CloudFormation in every case."""
-    from chalicelib.bootstrap import resolve_conninfo
     from chalicelib.config import load_settings
+    from chalicelib.credentials import resolve_conninfo
     from chalicelib.logs import configure_logging
 
     status, reason, data = "SUCCESS", "", {}

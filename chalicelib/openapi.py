@@ -1,13 +1,12 @@
 """The OpenAPI 3.1 document, generated from the route table and the Pydantic models.
 
-``python -m chalicelib.openapi docs/openapi.json`` writes it; a test keeps the committed copy
-in step with the routes.
+It is built from the route table handed in (``router.specs``), so this module never imports
+the app: ``python -m mmms_local.openapi_document docs/openapi.json`` (``make openapi``) writes
+it; a test keeps the committed copy in step with the routes.
 """
 
 from __future__ import annotations
 
-import json
-import sys
 from typing import Any, cast
 
 from pydantic import BaseModel
@@ -226,18 +225,3 @@ def _success(
         ref = refs[_envelope(model)]
         answer["content"] = {"application/json": {"schema": {"$ref": ref}}}
     return answer
-
-
-def main(argv: list[str]) -> None:
-    import app
-
-    document = json.dumps(build_openapi(app.router.specs), indent=2, ensure_ascii=False) + "\n"
-    if len(argv) > 1:
-        with open(argv[1], "w", encoding="utf-8") as handle:
-            handle.write(document)
-    else:
-        sys.stdout.write(document)
-
-
-if __name__ == "__main__":
-    main(sys.argv)

@@ -77,7 +77,8 @@ def _stop_on_signal(signum: int, frame: FrameType | None) -> None:
 def _build(local_queues: bool) -> tuple[Any, Any, Any, Any, Any]:
     """(settings, services, receive, receive events or None, queue database): the local
     queues live in the database (the uploads queue always: S3 has no local stand-in)."""
-    from chalicelib.bootstrap import AwsClients, build_container
+    from chalicelib.aws import AwsClients
+    from chalicelib.bootstrap import build_container
     from chalicelib.config import load_settings
     from chalicelib.db import Database
     from chalicelib.errors import ConfigurationError

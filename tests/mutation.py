@@ -91,7 +91,10 @@ MODULES: dict[str, tuple[str, ...]] = {
     "chalicelib/services/campaign_files.py": CAMPAIGNS,
     "chalicelib/services/campaign_processing.py": CAMPAIGNS,
     "chalicelib/services/campaign_rows.py": CAMPAIGNS,
-    "chalicelib/repositories/campaigns.py": CAMPAIGNS,
+    "chalicelib/repositories/campaign_table.py": CAMPAIGNS,
+    "chalicelib/repositories/campaign_lifecycle.py": CAMPAIGNS,
+    "chalicelib/repositories/campaign_staging.py": CAMPAIGNS,
+    "chalicelib/repositories/campaign_fan_out.py": CAMPAIGNS,
 }
 
 COPIED = ("chalicelib", "tests", "mmms_local", "app.py", ".chalice", "docs", "pyproject.toml")

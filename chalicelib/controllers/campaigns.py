@@ -27,7 +27,7 @@ from chalicelib.models.campaigns import (
     UploadTarget,
 )
 from chalicelib.queues.base import QueueRecord
-from chalicelib.repositories.campaigns import Campaign
+from chalicelib.repositories.campaign_table import Campaign
 
 log = logging.getLogger("mmms.campaigns")
 

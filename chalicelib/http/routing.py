@@ -75,6 +75,23 @@ class RouteSpec:
     links: dict[int, dict[str, tuple[str, dict[str, str]]]] = field(default_factory=dict)
 
 
+class RouteGroup:
+    """Routes declared in a module of their own (like a Chalice Blueprint, for the Router's
+    routes): :meth:`Router.include` registers them, in the order they were declared."""
+
+    def __init__(self) -> None:
+        self.declared: list[tuple[str, str, dict[str, Any], View]] = []
+
+    def route(self, path: str, method: str, **options: Any) -> Callable[[View], View]:
+        """Declare a route; ``options`` are :meth:`Router.route`'s keyword arguments."""
+
+        def declare(view: View) -> View:
+            self.declared.append((path, method, options, view))
+            return view
+
+        return declare
+
+
 class Router:
     def __init__(self, app: Chalice, services: Callable[[], Container]) -> None:
         self.app = app
@@ -116,6 +133,11 @@ class Router:
             return view
 
         return register
+
+    def include(self, group: RouteGroup) -> None:
+        """Register a group's routes, in the order they were declared."""
+        for path, method, options, view in group.declared:
+            self.route(path, method, **options)(view)
 
     def methods_of(self, path: str) -> list[str]:
         """The methods declared on ``path`` (plus OPTIONS), for ``Allow`` headers."""

@@ -32,13 +32,9 @@ from typing import Any
 from chalicelib.errors import QueueUnavailableError
 from chalicelib.models.campaigns import CHUNK_KEY, MAX_LISTED_ERRORS, CampaignStatus
 from chalicelib.queues.base import ProcessingQueue
-from chalicelib.repositories.campaigns import (
-    Campaign,
-    CampaignRepository,
-    LeaseLostError,
-    Progress,
-    StagedRow,
-)
+from chalicelib.repositories.campaign_staging import Progress, StagedRow
+from chalicelib.repositories.campaign_table import Campaign, LeaseLostError
+from chalicelib.repositories.campaigns import CampaignRepository
 from chalicelib.repositories.deliveries import DeliveryRepository
 from chalicelib.services.campaign_files import FileProblem, LimitedReader, read_rows
 from chalicelib.services.campaign_rows import RowCheck, RowValidator, allowed_domains

@@ -29,7 +29,8 @@ from chalicelib.models.campaigns import (
     CreateCampaignRequest,
 )
 from chalicelib.models.mail import ProcessingMessage
-from chalicelib.repositories.campaigns import Campaign, CampaignRepository, RowPolicy
+from chalicelib.repositories.campaign_table import Campaign, RowPolicy
+from chalicelib.repositories.campaigns import CampaignRepository
 from chalicelib.repositories.deliveries import DeliveryRepository
 from chalicelib.services.campaign_processing import CampaignProcessor
 from chalicelib.services.key_policy import KeyPolicy

@@ -12,8 +12,9 @@ from botocore.config import Config
 from chalice.test import Client
 from psycopg.conninfo import conninfo_to_dict
 
-from chalicelib.bootstrap import build_container, resolve_conninfo, use_container
+from chalicelib.bootstrap import build_container, use_container
 from chalicelib.config import Settings
+from chalicelib.credentials import resolve_conninfo
 from chalicelib.errors import ConfigurationError, ServiceUnavailableError
 from chalicelib.secrets import SecretStore
 from mmms_local import gateway
