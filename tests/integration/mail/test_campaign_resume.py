@@ -247,12 +247,31 @@ def test_cancel_mid_send_sends_nothing_after_it_is_answered(
     queues: Queues,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    waiting = threading.Event()  # the cancel is committed and waits for the held rows
+    waiting = threading.Event()  # the cancel is committed and looks for held rows
+    polling = threading.Event()  # it found rows held and looks again: it is waiting for them
+    decided = threading.Event()  # polling, or the cancel answered without waiting
     held = CampaignRepository.held
+    looks: list[int] = []
 
     def observed_held(self: CampaignRepository, campaign_id: str) -> int:
         waiting.set()
-        return held(self, campaign_id)
+        looks.append(held(self, campaign_id))
+        if len(looks) >= 2 and looks[0] > 0:
+            polling.set()
+            decided.set()
+        return looks[-1]
+
+    def cancel() -> tuple[Any, float]:
+        try:
+            answer = call(
+                api,
+                "POST",
+                f"/v1/campaigns/{created['campaign_id']}/cancel",
+                headers=mail_headers(api_key),
+            )
+            return answer, time.monotonic()
+        finally:
+            decided.set()
 
     monkeypatch.setattr(CampaignRepository, "held", observed_held)
     provider = GatedProvider()
@@ -267,23 +286,17 @@ def test_cancel_mid_send_sends_nothing_after_it_is_answered(
     with ThreadPoolExecutor(max_workers=2) as pool:
         sending = pool.submit(consume, services, first)
         assert provider.started.wait(timeout=20)  # a sender holds the chunk's rows
-        cancelling = pool.submit(
-            lambda: (
-                call(
-                    api,
-                    "POST",
-                    f"/v1/campaigns/{created['campaign_id']}/cancel",
-                    headers=mail_headers(api_key),
-                ),
-                time.monotonic(),
-            )
-        )
+        cancelling = pool.submit(cancel)
         assert waiting.wait(timeout=20)  # cancelled: no row of it is leased from now on
-        provider.release.set()  # the held rows are sent; the cancel waits for them
+        assert decided.wait(timeout=20)
+        # The sender still holds its rows: the cancel has not answered, it waits for them.
+        waited = polling.is_set() and not cancelling.done()
+        provider.release.set()  # the held rows are sent; then the cancel answers
         sending.result(timeout=20)
         answer, answered = cancelling.result(timeout=30)
     consume_until_empty(services, queues)  # the other chunks: their rows are cancelled
 
+    assert waited, "the cancel answered while a sender held rows"
     assert answer.status == 200
     assert all(at <= answered for at in provider.sent_at)  # nothing sent after the answer
     assert len(provider.sent) == 10
