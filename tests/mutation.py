@@ -97,6 +97,12 @@ MODULES: dict[str, tuple[str, ...]] = {
     "chalicelib/repositories/campaign_fan_out.py": CAMPAIGNS,
 }
 
+# Under mutmut every call into the mutated module goes through its trampoline: a template
+# that runs into MAX_RENDER_OPERATIONS in a second takes over 10 s there, and would be refused
+# for MAX_RENDER_SECONDS instead. The time limit is raised so the operations limit is what the
+# render-budget tests see (a mutant that renders forever is still stopped by mutmut's timeout).
+MUTATION_ENVIRONMENT = {"MAX_RENDER_SECONDS": "300"}
+
 COPIED = ("chalicelib", "tests", "mmms_local", "app.py", ".chalice", "docs", "pyproject.toml")
 STATUS = re.compile(r"^\s*(?P<name>\S+): (?P<status>.+)$")
 
@@ -149,7 +155,12 @@ def run(module: str, *, survivors_only: bool) -> None:
     work = prepare(module)
     children = os.environ.get("MUTATION_CHILDREN", "1")
     mutmut = Path(sys.executable).with_name("mutmut")
-    subprocess.run([str(mutmut), "run", "--max-children", children, *names], cwd=work, check=False)
+    subprocess.run(
+        [str(mutmut), "run", "--max-children", children, *names],
+        cwd=work,
+        check=False,
+        env={**os.environ, **MUTATION_ENVIRONMENT},
+    )
 
 
 def statuses(module: str) -> dict[str, str]:
@@ -174,18 +185,25 @@ def survivors(module: str) -> list[str]:
 
 
 def report(modules: list[str]) -> str:
-    """A Markdown table of each module's figures."""
+    """A Markdown table of each module's figures.
+
+    The score is mutmut's own: killed and timed out over all mutants. A timeout is a mutant
+    that made its tests hang (a follower never woken, a lock never let go) until mutmut's
+    CPU-time limit: ``make test`` would not pass with it either.
+    """
     lines = [
-        "| module | mutants | killed | survived | other | score |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| module | mutants | killed | timeout | survived | other | score |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for module in modules:
         counts = Counter(statuses(module).values())
         total = sum(counts.values())
-        killed, survived = counts["killed"], counts["survived"]
-        other = total - killed - survived
-        score = f"{100 * killed / total:.1f} %" if total else "-"
-        lines.append(f"| `{module}` | {total} | {killed} | {survived} | {other} | {score} |")
+        killed, timeout, survived = counts["killed"], counts["timeout"], counts["survived"]
+        other = total - killed - timeout - survived
+        score = f"{100 * (killed + timeout) / total:.1f} %" if total else "-"
+        lines.append(
+            f"| `{module}` | {total} | {killed} | {timeout} | {survived} | {other} | {score} |"
+        )
     return "\n".join(lines)
 
 

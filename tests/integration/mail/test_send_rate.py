@@ -226,9 +226,9 @@ def test_with_the_database_down_sends_go_unpaced(caplog: pytest.LogCaptureFixtur
     assert [r.provider for r in results] == ["primary"] * 3  # not refused, not waited for
     assert len(provider.sent) == 3
     unpaced = [r for r in caplog.records if r.name == "mmms.send_rate"]
-    assert [(r.levelname, r.getMessage()) for r in unpaced] == [
-        ("WARNING", "send rate unknown (database unreachable): not paced")
-    ] * 3
+    assert [(r.levelname, r.getMessage(), getattr(r, "provider", None)) for r in unpaced] == [
+        ("WARNING", "send rate unknown (database unreachable): not paced", "primary")
+    ] * 3  # and names the provider sent to unpaced
 
 
 def never_sleep(seconds: float) -> None:
