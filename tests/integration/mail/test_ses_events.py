@@ -187,6 +187,17 @@ def test_a_hard_bounce_suppresses_the_next_sends_without_a_provider_call(
     consume_events(services, events)
     queues.drain_json(queues.result)
     sent_before = len(moto.ses_sent_messages())
+    with psycopg.connect(clean_database) as conn:
+        listed = conn.execute("SELECT address, reason, email_id, detail FROM suppressions")
+        # The entry says which email bounced and what the receiving server answered.
+        assert listed.fetchall() == [
+            (
+                "john@example.com",
+                "bounce",
+                "msg-123",
+                "Permanent/General: smtp; 550 5.1.1 user unknown",
+            )
+        ]
 
     single = call(
         api,

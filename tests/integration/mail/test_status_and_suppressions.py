@@ -164,6 +164,7 @@ def test_the_suppression_list_admin_api(api: Client) -> None:
     assert deleted.status == 200
     assert deleted.json["data"] == {"deleted": True, "address": "zed@example.org"}
     assert again.status == 404
+    assert again.json["message"] == "zed@example.org is not on the suppression list"
     assert anonymous.status == 401
     assert invalid.status == 422
 
