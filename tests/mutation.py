@@ -9,7 +9,7 @@ between runs. Figures, and each surviving mutant judged equivalent: ``TESTING.md
 
     python -m tests.mutation                                  # every module
     python -m tests.mutation chalicelib/services/send_rate.py # some of them
-    python -m tests.mutation --survivors ...                  # only last run's survivors
+    python -m tests.mutation --survivors ...                  # only what no test caught last time
     python -m tests.mutation --report                         # the figures, running nothing
 
 ``MUTATION_CHILDREN`` (default 1) mutants run at once; the Makefile runs it niced. The tests
@@ -181,7 +181,9 @@ def statuses(module: str) -> dict[str, str]:
 
 
 def survivors(module: str) -> list[str]:
-    return [name for name, status in statuses(module).items() if status == "survived"]
+    """The mutants no test caught last time: survived, or reached by no test then (new tests
+    are associated with the code they run when the run starts)."""
+    return [name for name, status in statuses(module).items() if status in ("survived", "no tests")]
 
 
 def report(modules: list[str]) -> str:
@@ -214,7 +216,9 @@ def _toml_list(values: list[str]) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", help="modules of MODULES (default: all)")
-    parser.add_argument("--survivors", action="store_true", help="rerun last run's survivors")
+    parser.add_argument(
+        "--survivors", action="store_true", help="rerun what no test caught last time"
+    )
     parser.add_argument("--report", action="store_true", help="print the figures only")
     args = parser.parse_args(argv)
     unknown = [m for m in args.modules if m not in MODULES]

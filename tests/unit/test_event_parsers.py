@@ -19,7 +19,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from chalicelib.events import mailgun, sendgrid, ses
+from chalicelib.events import mailgun, s3, sendgrid, ses
 from chalicelib.events.common import MalformedEventError, epoch_time, iso_time
 from chalicelib.events.mailgun import SignatureError
 from chalicelib.models.lifecycle import EventKind, ProviderEvent
@@ -117,6 +117,16 @@ def test_a_mailgun_detail_is_cut_at_1000_characters() -> None:
     [event] = mailgun.parse_mailgun_event({"event-data": data})
 
     assert event.detail == "x" * 1000
+
+
+def test_a_mailgun_message_id_loses_only_its_angle_brackets() -> None:
+    headers = {"headers": {"message-id": " <XQ1.2@mg.example.comX> "}}
+    data = mailgun_data("delivered", recipient="", message=headers)
+
+    [event] = mailgun.parse_mailgun_event({"event-data": data})
+
+    assert event.message_id == "XQ1.2@mg.example.comX"
+    assert event.recipients == ()  # an empty recipient names nobody
 
 
 @pytest.mark.parametrize("name", ["accepted", "opened", "clicked", "unsubscribed", "stored"])
@@ -262,6 +272,22 @@ def test_a_sendgrid_event_without_ids_or_a_recipient() -> None:
     ]  # an event without a message id (SendGrid never sent it) and an open are left out
 
 
+@pytest.mark.parametrize("raw_id", ["", 12345, None])
+def test_a_sendgrid_event_whose_message_id_is_empty_or_not_text_is_left_out(
+    raw_id: object,
+) -> None:
+    assert sendgrid.parse_sendgrid_events([sendgrid_item("delivered", sg_message_id=raw_id)]) == []
+
+
+def test_a_sendgrid_message_id_is_what_precedes_the_first_filter_part() -> None:
+    item = sendgrid_item("delivered", sg_message_id="abc.filter1.filter2", email="")
+
+    [event] = sendgrid.parse_sendgrid_events([item])
+
+    assert event.message_id == "abc"
+    assert event.recipients == ()  # an empty recipient names nobody
+
+
 @pytest.mark.parametrize("name", ["processed", "open", "click", "unsubscribe", "group_resubscribe"])
 def test_sendgrid_events_mmms_does_not_track_are_ignored(name: str) -> None:
     assert sendgrid.parse_sendgrid_events([sendgrid_item(name)]) == []
@@ -293,9 +319,14 @@ def test_a_sendgrid_key_loads_as_base64_der_or_pem() -> None:
         )
 
 
-def test_a_sendgrid_key_that_is_not_one_is_named() -> None:
+@pytest.mark.parametrize(
+    "value",
+    ["not-base64!", f"{PUBLIC_DER[:8]}*{PUBLIC_DER[8:]}"],  # a stray character is not skipped
+    ids=["not base64", "a character outside base64"],
+)
+def test_a_sendgrid_key_that_is_not_one_is_named(value: str) -> None:
     with pytest.raises(ValueError, match=r"^SENDGRID_WEBHOOK_PUBLIC_KEY is not a public key$"):
-        sendgrid.load_public_key("not-base64!")
+        sendgrid.load_public_key(value)
 
 
 def test_a_sendgrid_signature_is_accepted_within_the_window_either_side() -> None:
@@ -332,6 +363,20 @@ def test_a_sendgrid_signature_refusal_says_why(
     with pytest.raises(SignatureError) as raised:
         sendgrid.verify_signature(key, signature, timestamp, body, max_age_seconds=300, now=now)
     assert str(raised.value) == problem
+
+
+def test_a_sendgrid_signature_with_a_character_outside_base64_is_refused() -> None:
+    """Not decoded leniently (which drops such characters and could then match)."""
+    key = sendgrid.load_public_key(PUBLIC_DER)
+    good = sendgrid_signature("1700000000", b"[]")
+    now = datetime.fromtimestamp(1_700_000_000, UTC)
+    sendgrid.verify_signature(key, good, "1700000000", b"[]", max_age_seconds=300, now=now)
+
+    with pytest.raises(SignatureError) as raised:
+        sendgrid.verify_signature(
+            key, f"{good[:8]}*{good[8:]}", "1700000000", b"[]", max_age_seconds=300, now=now
+        )
+    assert str(raised.value) == "the signature is not base64"
 
 
 # --- SES -------------------------------------------------------------------------------
@@ -498,6 +543,13 @@ SES_CASES: list[tuple[dict[str, Any], ProviderEvent]] = [
         {"eventType": "Bounce", "bounce": {"timestamp": SES_AT}},
         ses_event(EventKind.SOFT_BOUNCED, (), "Undetermined/General"),
     ),
+    (
+        {
+            "eventType": "Bounce",
+            "bounce": {"bounceType": "Permanent", "bouncedRecipients": [], "timestamp": SES_AT},
+        },
+        ses_event(EventKind.BOUNCED, (), "Permanent/General"),
+    ),
 ]
 
 
@@ -587,3 +639,67 @@ def test_iso_times_are_read_in_utc(value: str, expected: datetime) -> None:
 def test_a_missing_or_invalid_iso_time_is_now(value: object) -> None:
     before = datetime.now(UTC)
     assert before <= iso_time(value) <= datetime.now(UTC)
+
+
+# --- S3 (campaign uploads) --------------------------------------------------------------
+
+
+def s3_record(
+    event_name: str, key: str | None, size: object = 1024, bucket: str | None = "uploads"
+) -> dict[str, Any]:
+    """One record of S3's documented event message structure (fields MMMS does not read cut)."""
+    return {
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "eventName": event_name,
+        "s3": {"bucket": {"name": bucket}, "object": {"key": key, "size": size}},
+    }
+
+
+def test_an_s3_notification_reports_each_object_created_with_its_key_decoded() -> None:
+    body = json.dumps(
+        {
+            "Records": [
+                s3_record("ObjectCreated:Put", "uploads/camp+1%2Fmarch%C3%A9.csv", 2048),
+                s3_record("ObjectRemoved:Delete", "uploads/old.csv"),
+                s3_record("ObjectCreated:CompleteMultipartUpload", "uploads/b.jsonl", "big", "b2"),
+            ]
+        }
+    )
+
+    assert s3.parse_s3_notification(body) == [
+        s3.ObjectCreated("uploads", "uploads/camp 1/march\u00e9.csv", 2048),
+        s3.ObjectCreated("b2", "uploads/b.jsonl", None),  # a size that is not a number: unknown
+    ]
+
+
+def test_s3s_test_event_names_no_object() -> None:
+    body = json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "uploads"})
+
+    assert s3.parse_s3_notification(body) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ("not json", "an S3 notification is JSON"),
+        ("[]", "an S3 notification is a JSON object"),
+        ('{"Event": "s3:ObjectCreated:Put"}', "an S3 notification has Records"),
+        ('{"Records": {}}', "an S3 notification has Records"),
+        (
+            json.dumps({"Records": [s3_record("ObjectCreated:Put", "k", bucket=None)]}),
+            "an ObjectCreated record names a bucket and a key",
+        ),
+        (
+            json.dumps({"Records": [s3_record("ObjectCreated:Put", None)]}),
+            "an ObjectCreated record names a bucket and a key",
+        ),
+    ],
+)
+def test_an_s3_notification_not_of_the_documented_shape_is_malformed(
+    body: str, reason: str
+) -> None:
+    with pytest.raises(MalformedEventError) as raised:
+        s3.parse_s3_notification(body)
+
+    assert str(raised.value) == reason
