@@ -58,7 +58,12 @@ KEY_POLICIES = (
     f"{MAIL}/test_key_policies.py",
     f"{MAIL}/test_server_keys_and_captcha.py",
 )
-CAMPAIGNS = (f"{MAIL}/test_campaigns.py",)
+CAMPAIGNS = (
+    "tests/unit/test_campaign_files.py",
+    "tests/unit/test_fast_addresses.py",
+    f"{MAIL}/test_campaigns.py",
+    f"{MAIL}/test_campaign_resume.py",
+)
 
 # Module (or glob) → the tests that pin it.
 MODULES: dict[str, tuple[str, ...]] = {

@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from chalicelib.events import mailgun, s3, sendgrid, ses
-from chalicelib.events.common import MalformedEventError, epoch_time, iso_time
+from chalicelib.events.common import MalformedEventError, addresses, epoch_time, iso_time, text
 from chalicelib.events.mailgun import SignatureError
 from chalicelib.models.lifecycle import EventKind, ProviderEvent
 
@@ -601,12 +601,60 @@ def test_sns_confirmations_are_ignored(kind: str) -> None:
         ),
         (json.dumps({"mail": ses_mail()}), "neither eventType nor notificationType"),
         (json.dumps({"eventType": "Delivery", "mail": {}}), "mail.messageId is missing"),
+        (
+            json.dumps({"eventType": "Delivery", "mail": {"messageId": ""}}),
+            "mail.messageId is missing",
+        ),
+        (
+            json.dumps({"eventType": "Delivery", "mail": {"messageId": 7}}),
+            "mail.messageId is missing",
+        ),
     ],
 )
 def test_malformed_ses_messages_are_named(body: str, problem: str) -> None:
     with pytest.raises(MalformedEventError) as raised:
         ses.parse_ses_message(body)
     assert str(raised.value) == problem
+
+
+# --- Shared helpers --------------------------------------------------------------------
+
+
+def test_recipient_addresses_are_bare_lower_case_and_never_empty() -> None:
+    entries = [
+        {"emailAddress": '"Sales <Team>" <Jo@Example.org>'},  # the last <...> is the address
+        {"emailAddress": "Ann@Example.org>"},  # not a display form: kept as it is
+        {"emailAddress": "Name <Bo@Example.org"},
+        {"emailAddress": ""},
+        {"emailAddress": 7},
+        " Cy@Example.org ",
+        "",
+    ]
+
+    assert addresses(entries) == (
+        "jo@example.org",
+        "ann@example.org>",
+        "name <bo@example.org",
+        "cy@example.org",
+    )
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, None), ("", None), (0, "0"), ("x", "x")])
+def test_an_empty_detail_is_none(value: object, expected: str | None) -> None:
+    assert text(value) == expected
+
+
+def test_a_sendgrid_key_of_another_kind_is_named() -> None:
+    other = base64.b64encode(
+        ed25519.Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    ).decode()
+
+    with pytest.raises(
+        ValueError, match=r"^SENDGRID_WEBHOOK_PUBLIC_KEY is not an elliptic-curve key$"
+    ):
+        sendgrid.load_public_key(other)
 
 
 # --- Timestamps ------------------------------------------------------------------------
