@@ -204,6 +204,11 @@ def test_poison_messages_fail_without_blocking_the_batch(
     with psycopg.connect(clean_database) as conn:
         rows = dict(conn.execute("SELECT email_recipient_id, status FROM deliveries").fetchall())
     assert rows == {"ok": "sent", "bad": "failed", "tpl": "failed", "nul": "failed"}
+    with psycopg.connect(clean_database) as conn:
+        bad = conn.execute(
+            "SELECT status_detail FROM deliveries WHERE email_recipient_id = 'bad'"
+        ).fetchone()
+    assert bad == ("malformed_message",)
 
 
 def test_after_the_last_receive_it_is_failed_and_dead_lettered(

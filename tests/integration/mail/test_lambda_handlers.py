@@ -186,7 +186,9 @@ def test_a_record_at_its_last_receive_is_given_up_failed_and_reported(
         lambda_app.consume_processing_queue(event, FakeContext())
 
     with psycopg.connect(clean_database) as conn:
-        assert conn.execute("SELECT status FROM deliveries").fetchall() == [("failed",)]
+        assert conn.execute("SELECT status, status_detail FROM deliveries").fetchall() == [
+            ("failed", "retries_exhausted")
+        ]
     assert result_reports(queues) == [("dana", "failed")]
     # ... which moves it to the dead-letter queue at its next receive (maxReceiveCount 3).
     assert sqs_event(queues.sqs, queues.processing)["Records"] == []

@@ -9,9 +9,11 @@ one's broken pooled connections fail one statement each, which is a retry like a
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -19,7 +21,7 @@ import pytest
 
 from chalicelib.controllers.queue_consumer import handle_events_batch, handle_processing_batch
 from chalicelib.errors import BatchIncompleteError
-from chalicelib.models.mail import ProcessingMessage
+from chalicelib.models.mail import DeliveryState, ProcessingMessage
 from chalicelib.providers.base import OutgoingMessage, SendResult
 from chalicelib.queues.base import QueueRecord
 from chalicelib.services.delivery import Outcome
@@ -141,11 +143,45 @@ def test_sends_the_database_could_not_record_travel_as_receipts_and_are_not_sent
 
     assert len(provider.sent) == 2  # not sent again
     assert statuses(clean_database) == {"ann": "sent", "ben": "sent"}
+    with psycopg.connect(clean_database) as conn:
+        recorded = conn.execute("SELECT provider, message_id FROM deliveries ORDER BY 2")
+        assert recorded.fetchall() == [("fake", "fake-1"), ("fake", "fake-2")]  # the receipts'
     reports = queues.drain_json(queues.result)
     assert {(r["email_recipient_id"], r["status"]) for r in reports} == {
         ("ann", "sent"),
         ("ben", "sent"),
     }
+
+
+def test_a_send_whose_write_waits_for_the_database_is_answered_as_sent(
+    wire: Wire,
+    queues: Queues,
+    proxy: PostgresProxy,
+    clean_database: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """What the API's single send answers, and the consumer acknowledges, when the receipt
+    carries the write: the recipient as sent by that provider, its report left to the
+    receipt's write."""
+    services = wire(sender=CutsTheDatabase(proxy), **through(proxy))
+    caplog.set_level(logging.WARNING, logger="mmms.delivery")
+    before = datetime.now(UTC)
+
+    [outcome] = services.delivery.deliver_many([job("ann")])
+
+    assert outcome.kind is Outcome.SENT
+    sent = outcome.delivery
+    assert (sent.status, sent.provider, sent.message_id) == (DeliveryState.SENT, "fake", "fake-1")
+    assert sent.sent_at is not None
+    assert before <= sent.sent_at <= datetime.now(UTC)
+    assert sent.result_pending is False
+    assert outcome.provider_response == {"MessageId": "fake-1"}
+    waiting = [r for r in caplog.records if r.name == "mmms.delivery"]
+    assert [(r.getMessage(), getattr(r, "delivery_id", None)) for r in waiting] == [
+        ("sent; the write waits for the database", str(sent.id))
+    ]
+    [receipt] = queues.drain_json(queues.processing)
+    assert receipt["mmms_receipt"]["delivery_id"] == str(sent.id)
 
 
 def a_receipt(services: Any, name: str) -> QueueRecord:
