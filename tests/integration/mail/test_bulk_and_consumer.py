@@ -10,6 +10,8 @@ from chalice.test import Client
 
 from chalicelib.controllers.queue_consumer import handle_processing_batch
 from chalicelib.errors import BatchIncompleteError
+from chalicelib.models.mail import ProcessingMessage
+from chalicelib.services.messages import new_delivery
 from tests.integration.mail.conftest import (
     SENDER,
     Wire,
@@ -275,6 +277,32 @@ def test_a_result_queue_outage_keeps_the_report_and_publishes_it_later(
     results = queues.drain_json(queues.result)
     assert [r["status"] for r in results] == ["sent"]
     assert services.delivery.republish_pending() == 0
+
+
+def test_pending_reports_are_republished_a_hundred_at_a_time(
+    wire: Wire, queues: Queues, clean_database: str
+) -> None:
+    services = wire(sender=FakeProvider("fake"))
+    jobs = [
+        ProcessingMessage(
+            email_id="old-news",
+            email_recipient_id=f"r-{n}",
+            sender_email=SENDER,
+            subject="s",
+            html_template="<p>hi</p>",
+            recipient_email=f"r{n}@example.org",
+        )
+        for n in range(101)
+    ]
+    services.deliveries.insert_new(None, [new_delivery(job) for job in jobs])
+    with psycopg.connect(clean_database) as conn:
+        conn.execute("UPDATE deliveries SET result_pending = true")
+
+    first = services.delivery.republish_pending()
+    first_reports = queues.drain_json(queues.result)
+    second = services.delivery.republish_pending()
+
+    assert (first, len(first_reports), second) == (100, 100, 1)  # one sweep's worth, then the rest
 
 
 def test_a_bulk_request_the_queue_cannot_take_is_503_and_is_queued_once_it_is_back(
