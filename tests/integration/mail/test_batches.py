@@ -12,10 +12,11 @@ from chalice.test import Client
 
 from chalicelib.bootstrap import build_container
 from chalicelib.errors import MessageRejectedError
-from chalicelib.models.mail import DeliveryState
+from chalicelib.models.mail import DeliveryState, ProcessingMessage
 from chalicelib.providers.base import OutgoingMessage, SendResult
 from chalicelib.queues.base import QueueRecord
 from chalicelib.repositories.delivery_events import DeliveryEventRepository
+from chalicelib.services.delivery import Outcome
 from tests.conftest import make_settings
 from tests.integration.mail.conftest import Wire, mail_headers, seed_request
 from tests.support.fake_providers import FakeProvider
@@ -203,6 +204,44 @@ def test_one_batch_holds_every_kind_of_outcome(
         pending = conn.execute("SELECT count(*) FROM deliveries WHERE result_pending").fetchone()
     assert attempts["r-02"] == 0  # never a send attempt
     assert pending == (0,)
+
+
+class BreaksOn:
+    """Fails one address with an error no provider raises (a bug); sends the others."""
+
+    def __init__(self, provider: FakeProvider, address: str) -> None:
+        self.provider = provider
+        self.address = address
+        self._lock = threading.Lock()
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        if message.to[0].email == self.address:
+            raise RuntimeError("boom")
+        with self._lock:
+            return self.provider.send(message)
+
+
+def test_an_unexpected_error_leaves_that_recipient_to_a_retry_and_its_batch_mates_go_on(
+    wire: Wire, api: Client, api_key: str, queues: Queues, clean_database: str
+) -> None:
+    provider = FakeProvider("fake")
+    services = wire(sender=BreaksOn(provider, "user0@example.org"))
+    jobs = [ProcessingMessage.model_validate_json(r.body) for r in queued(api, api_key, queues, 3)]
+
+    outcomes = services.delivery.deliver_many(jobs)
+
+    assert [o.kind for o in outcomes] == [Outcome.RETRY, Outcome.SENT, Outcome.SENT]
+    broken = outcomes[0]
+    assert (broken.delivery.email_recipient_id, broken.delivery.status) == (
+        "r-00",
+        DeliveryState.QUEUED,
+    )
+    assert broken.error == "unexpected error: boom"
+    assert sorted(m.to[0].email for m in provider.sent) == [
+        "user1@example.org",
+        "user2@example.org",
+    ]
+    assert statuses(clean_database) == {"r-00": "queued", "r-01": "sent", "r-02": "sent"}
 
 
 def test_a_report_is_kept_pending_when_its_row_moved_on_before_it_was_marked(

@@ -211,6 +211,11 @@ def test_poison_messages_fail_without_blocking_the_batch(
             "SELECT status_detail FROM deliveries WHERE email_recipient_id = 'bad'"
         ).fetchone()
     assert bad == ("malformed_message",)
+    with psycopg.connect(clean_database) as conn:
+        # Rows made for messages found on the queue count as dispatched: the sweep, which
+        # queues rows that never reached it, leaves them alone.
+        undispatched = conn.execute("SELECT count(*) FROM deliveries WHERE dispatched_at IS NULL")
+        assert undispatched.fetchone() == (0,)
 
 
 def test_after_the_last_receive_it_is_failed_and_dead_lettered(

@@ -255,8 +255,9 @@ class HeldFirst(FakeProvider):
 
 
 def test_a_lease_lost_mid_send_keeps_the_new_holders_record(
-    wire: Wire, clean_database: str
+    wire: Wire, clean_database: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.ERROR, logger="mmms.delivery")
     provider = HeldFirst()
     services = wire(sender=provider)
     ann = job("ann")
@@ -276,6 +277,10 @@ def test_a_lease_lost_mid_send_keeps_the_new_holders_record(
     with psycopg.connect(clean_database) as conn:
         row = conn.execute("SELECT status, message_id FROM deliveries").fetchall()
     assert row == [("sent", "held-1")]  # the late sender did not overwrite it
+    lost = [r for r in caplog.records if r.name == "mmms.delivery"]
+    assert [(r.levelname, r.getMessage(), getattr(r, "delivery_id", None)) for r in lost] == [
+        ("ERROR", "lease lost during a send", str(late.delivery.id))
+    ]
 
 
 @pytest.mark.parametrize("events_queue", [True, False])
