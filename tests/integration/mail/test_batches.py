@@ -4,10 +4,12 @@ kind of outcome side by side, and a message met twice in one batch sent once."""
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from datetime import UTC, datetime
 
 import psycopg
+import pytest
 from chalice.test import Client
 
 from chalicelib.bootstrap import build_container
@@ -155,8 +157,14 @@ class RejectsOne:
 
 
 def test_one_batch_holds_every_kind_of_outcome(
-    wire: Wire, api: Client, api_key: str, queues: Queues, clean_database: str
+    wire: Wire,
+    api: Client,
+    api_key: str,
+    queues: Queues,
+    clean_database: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="mmms.delivery")
     provider = FakeProvider("fake")
     services = wire(sender=RejectsOne(provider, "user1@example.org"))
     records = queued(api, api_key, queues, 4)
@@ -204,6 +212,15 @@ def test_one_batch_holds_every_kind_of_outcome(
         pending = conn.execute("SELECT count(*) FROM deliveries WHERE result_pending").fetchone()
     assert attempts["r-02"] == 0  # never a send attempt
     assert pending == (0,)
+    with psycopg.connect(clean_database) as conn:
+        ids = {
+            str(i): rid for i, rid in conn.execute("SELECT id, email_recipient_id FROM deliveries")
+        }
+    failures = [r for r in caplog.records if r.getMessage() == "delivery failed permanently"]
+    assert sorted(
+        (ids.get(getattr(r, "delivery_id", "")), getattr(r, "detail", None)) for r in failures
+    ) == [("f-1", "template_error"), ("r-01", "rejected")]
+    assert all("does not exist" in str(r.error) for r in failures if r.detail == "rejected")
 
 
 class BreaksOn:
