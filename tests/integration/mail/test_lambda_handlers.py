@@ -189,6 +189,9 @@ def test_a_record_at_its_last_receive_is_given_up_failed_and_reported(
         assert conn.execute("SELECT status, status_detail FROM deliveries").fetchall() == [
             ("failed", "retries_exhausted")
         ]
+        [(last_error,)] = conn.execute("SELECT last_error FROM deliveries").fetchall()
+    # The give-up names the attempts and the last reason the providers gave.
+    assert last_error == "gave up after 3 attempts: down: scripted outage"
     assert result_reports(queues) == [("dana", "failed")]
     # ... which moves it to the dead-letter queue at its next receive (maxReceiveCount 3).
     assert sqs_event(queues.sqs, queues.processing)["Records"] == []
