@@ -60,6 +60,7 @@ KEY_POLICIES = (
 )
 CAMPAIGNS = (
     "tests/unit/test_campaign_files.py",
+    "tests/unit/test_campaign_rows.py",
     "tests/unit/test_fast_addresses.py",
     f"{MAIL}/test_campaigns.py",
     f"{MAIL}/test_campaign_resume.py",

@@ -10,6 +10,8 @@ import pytest
 
 from chalicelib.services.campaign_files import FileProblem, LimitedReader, RawRow, read_rows
 
+UNKNOWN = "unknown field (params go in 'params')"
+
 
 def rows(fmt: str, data: bytes, skip_through: int = 0) -> list[RawRow]:
     return list(read_rows(fmt, io.BytesIO(data), skip_through=skip_through))
@@ -93,3 +95,136 @@ def test_reading_stops_past_the_size_limit() -> None:
 
     with pytest.raises(FileProblem, match="CAMPAIGN_MAX_BYTES"):
         list(read_rows("csv", stream))
+
+
+# --- each column and problem, at its line (issue 17: mutants the tests above let live) ---
+
+
+def test_csv_columns_are_trimmed_and_each_lands_in_its_field() -> None:
+    data = (
+        b" emailRecipientId , company ,mail, name \r\n"
+        b"r-1,ACME,a@example.org,Ann\r\n"
+        b",,b@example.org,\r\n"
+    )
+
+    read = rows("csv", data)
+
+    assert [(r.mail, r.name, r.company, r.recipient_id, r.params, r.problem) for r in read] == [
+        ("a@example.org", "Ann", "ACME", "r-1", None, None),
+        ("b@example.org", None, None, None, None, None),
+    ]
+    only_mail = rows("csv", b"mail\r\n\r\nc@example.org\r\n")
+    assert [(r.line, r.mail, r.name, r.company, r.recipient_id) for r in only_mail] == [
+        (3, "c@example.org", None, None, None)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("data", "message", "line"),
+    [
+        (b"", "the file is empty: a header row is needed", 1),
+        (b"name\r\nAnn\r\n", "the header row has no 'mail' column", 1),
+        (b"mail,,x\r\na,b,c\r\n", "the header row has an empty column name", 1),
+        (b"mail,name, name\r\na,b,c\r\n", "the header row names 'name' twice", 1),
+    ],
+)
+def test_a_bad_header_is_a_file_problem_on_line_one(data: bytes, message: str, line: int) -> None:
+    with pytest.raises(FileProblem) as caught:
+        rows("csv", data)
+
+    assert (caught.value.message, caught.value.line, str(caught.value)) == (message, line, message)
+
+
+def test_broken_quoting_names_the_line_it_showed_on() -> None:
+    with pytest.raises(FileProblem) as caught:
+        rows("csv", b'mail\r\na@example.org\r\nb@example.org\r\n"c@example.org\r\n')
+
+    assert caught.value.message.startswith("not a CSV file (RFC 4180): ")
+    assert caught.value.line == 4  # where the open quote began
+    assert FileProblem("anywhere").line == 0
+
+
+def test_a_file_that_is_not_utf8_names_why() -> None:
+    with pytest.raises(FileProblem) as caught:
+        rows("jsonl", b'{"mail": "a@example.org"}\n{"mail": "\xff"}\n')
+
+    assert caught.value.message == "the file is not UTF-8 (invalid start byte)"
+
+
+def test_the_size_limit_holds_to_the_byte_across_chunks() -> None:
+    chunks = [b"mail\r\n", b"", b"a@example.org\r\n"]  # 21 bytes, an empty chunk between
+    exact = LimitedReader(iter(chunks), 21)
+
+    assert exact.readable()
+    assert [r.mail for r in read_rows("csv", io.BufferedReader(exact, buffer_size=4))] == [
+        "a@example.org"
+    ]
+    assert exact.read_bytes == 21
+    over = io.BufferedReader(LimitedReader(iter(chunks), 20), buffer_size=4)
+    with pytest.raises(FileProblem) as caught:
+        list(read_rows("csv", over))
+    assert caught.value.message == "the file is larger than CAMPAIGN_MAX_BYTES (20 bytes)"
+
+
+def test_a_small_buffer_reads_a_chunk_in_pieces() -> None:
+    reader = LimitedReader(iter([b"abcdef", b"gh"]), 100)
+    buffer = bytearray(4)
+
+    got = []
+    while size := reader.readinto(buffer):
+        got.append(bytes(buffer[:size]))
+
+    assert got == [b"abcd", b"ef", b"gh"]
+    assert reader.read_bytes == 8
+
+
+def test_jsonl_fields_blank_lines_resume_and_a_bom() -> None:
+    lines = [
+        json.dumps(
+            {
+                "mail": "a@example.org",
+                "name": "Ann",
+                "company": "ACME",
+                "emailRecipientId": "r-1",
+                "params": {},
+            }
+        ),
+        "   ",
+        json.dumps({"mail": "", "name": None, "params": {"p": "v"}}),
+        json.dumps({"mail": "c@example.org"}),
+    ]
+    data = b"\xef\xbb\xbf" + "\n".join(lines).encode()
+
+    read = rows("jsonl", data)
+
+    assert [(r.line, r.mail, r.name, r.company, r.recipient_id, r.params) for r in read] == [
+        (1, "a@example.org", "Ann", "ACME", "r-1", None),
+        (3, None, None, None, None, {"p": "v"}),
+        (4, "c@example.org", None, None, None, None),
+    ]
+    assert [r.line for r in rows("jsonl", data, skip_through=3)] == [4]
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ("[1]", ("row", "each line must be a JSON object")),
+        ('{"zeta": 1, "beta": 2, "mail": "a@example.org"}', ("beta", UNKNOWN)),
+        ('{"name": 5}', ("name", "must be a string")),
+        ('{"emailRecipientId": ["r"]}', ("emailRecipientId", "must be a string")),
+        ('{"params": ["v"]}', ("params", "must be an object of strings")),
+        ('{"params": {"a": "1", "b": 2}}', ("params", "must be an object of strings")),
+    ],
+)
+def test_a_jsonl_rows_problem_names_its_field(line: str, problem: tuple[str, str]) -> None:
+    (read,) = rows("jsonl", line.encode())
+
+    assert (read.line, read.problem, read.mail) == (1, problem, None)
+
+
+def test_a_line_that_is_not_json_says_so() -> None:
+    (read,) = rows("jsonl", b"{nope\n")
+
+    assert read.problem is not None
+    assert read.problem[0] == "row"
+    assert read.problem[1].startswith("not JSON: Expecting property name")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -13,6 +14,7 @@ import psycopg
 import pytest
 from chalice.test import Client
 
+from chalicelib.bootstrap import Container
 from tests.integration.mail.conftest import (
     ORIGIN,
     SENDER,
@@ -387,3 +389,84 @@ def test_the_sweep_forgets_old_per_ip_windows_and_daily_counts(
         days = conn.execute("SELECT recipients FROM key_daily_usage").fetchall()
     assert [w[0] for w in windows] == [1]
     assert [d[0] for d in days] == [2]
+
+
+# --- the counts themselves (KeyLimitRepository), at their limits (issue 17) ---
+
+KEY_A = uuid.UUID("22222222-2222-2222-2222-222222222222")
+KEY_B = uuid.UUID("33333333-3333-3333-3333-333333333333")
+
+
+def usage_rows(database: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(database) as conn:
+        return conn.execute(
+            "SELECT api_key_id, recipients FROM key_daily_usage ORDER BY api_key_id"
+        ).fetchall()
+
+
+def test_the_daily_count_reaches_the_quota_exactly_and_gives_back_never_below_zero(
+    services: Container, clean_database: str
+) -> None:
+    limits = services.key_limits
+
+    assert limits.reserve_recipients(KEY_A, 0, 0)  # nothing to count always fits
+    assert limits.reserve_recipients(KEY_A, -1, 0)
+    assert usage_rows(clean_database) == []  # and counts nothing
+    assert limits.recipients_today(KEY_A) == 0
+    assert limits.reserve_recipients(KEY_A, 1, 3)
+    assert limits.reserve_recipients(KEY_A, 2, 3)  # exactly the quota
+    assert not limits.reserve_recipients(KEY_A, 1, 3)
+    assert not limits.reserve_recipients(KEY_B, 4, 3)  # alone over it
+    assert usage_rows(clean_database) == [(KEY_A, 3)]
+    assert limits.reserve_recipients(KEY_A, 5, None)  # no quota
+    assert limits.recipients_today(KEY_A) == 8
+    assert limits.recipients_today(KEY_B) == 0
+
+    limits.release_recipients(KEY_A, 1)
+    assert limits.recipients_today(KEY_A) == 7
+    limits.release_recipients(KEY_A, 0)
+    limits.release_recipients(KEY_A, -5)
+    assert limits.recipients_today(KEY_A) == 7
+    limits.release_recipients(KEY_A, 100)
+    assert limits.recipients_today(KEY_A) == 0
+    limits.release_recipients(KEY_B, 2)  # nothing counted today: nothing to give back
+    assert usage_rows(clean_database) == [(KEY_A, 0)]
+
+
+def test_a_client_ips_minute_counts_to_its_limit_and_no_further(services: Container) -> None:
+    limits = services.key_limits
+
+    hits = [limits.hit_ip(KEY_A, "10.0.0.1", 2) for _ in range(3)]
+    other_ip = limits.hit_ip(KEY_A, "10.0.0.2", 2)
+    other_key = limits.hit_ip(KEY_B, "10.0.0.1", 2)
+
+    assert [h.hits for h in hits] == [1, 2, None]
+    assert (other_ip.hits, other_key.hits) == (1, 1)
+    for window in (*hits, other_ip, other_key):
+        assert 0 < window.seconds_left <= 60
+
+
+def test_prune_keeps_ten_minutes_of_windows_and_35_days_of_counts(
+    services: Container, clean_database: str
+) -> None:
+    with psycopg.connect(clean_database, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO key_ip_windows VALUES"
+            " (%(k)s, '10.0.0.1', now() - interval '10 minutes 30 seconds', 3),"
+            " (%(k)s, '10.0.0.2', now() - interval '9 minutes 30 seconds', 2)",
+            {"k": KEY_A},
+        )
+        conn.execute(
+            "INSERT INTO key_daily_usage SELECT %(k)s, (now() AT TIME ZONE 'UTC')::date - d, r"
+            " FROM (VALUES (36, 5), (35, 4), (37, 6)) AS old(d, r)",
+            {"k": KEY_A},
+        )
+
+    removed = services.key_limits.prune()
+
+    with psycopg.connect(clean_database) as conn:
+        windows = conn.execute("SELECT hits FROM key_ip_windows").fetchall()
+        days = conn.execute("SELECT recipients FROM key_daily_usage").fetchall()
+    assert [w[0] for w in windows] == [2]
+    assert [d[0] for d in days] == [4]
+    assert removed == 3
