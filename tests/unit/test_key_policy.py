@@ -321,5 +321,36 @@ def test_a_captcha_token_over_4096_characters_is_refused_without_asking() -> Non
 
 
 def test_without_a_verifier_a_required_captcha_is_unavailable() -> None:
-    with pytest.raises(CaptchaUnavailableError, match="no CAPTCHA provider is configured"):
+    with pytest.raises(CaptchaUnavailableError) as caught:
         SendGate().verify_captcha("token", None)
+
+    assert caught.value.message == (
+        "The CAPTCHA could not be verified (no CAPTCHA provider is configured); try again shortly"
+    )
+
+
+@dataclass
+class BareMail:
+    """A request with only the fields the gate must read: no inline template fields."""
+
+    sender_email: str = "team@example.com"
+    cc: list[str] = field(default_factory=list)
+    bcc: list[str] = field(default_factory=list)
+    template_id: str | None = "welcome"
+
+
+def test_a_request_without_inline_fields_is_held_to_its_template_ids_only() -> None:
+    policy = KeyPolicy(inline_templates=False, template_ids=("welcome",))
+    gate = SendGate()
+
+    gate.authorize(policy, BareMail(), recipients=["a@x.org"], captcha_token=None, client_ip=None)
+    error = refusal_of(
+        lambda: gate.authorize(
+            policy,
+            BareMail(template_id="other"),
+            recipients=["a@x.org"],
+            captcha_token=None,
+            client_ip=None,
+        )
+    )
+    assert [d["loc"] for d in error.details] == [["template_id"]]

@@ -431,6 +431,8 @@ def test_the_daily_count_reaches_the_quota_exactly_and_gives_back_never_below_ze
     assert limits.recipients_today(KEY_A) == 0
     limits.release_recipients(KEY_B, 2)  # nothing counted today: nothing to give back
     assert usage_rows(clean_database) == [(KEY_A, 0)]
+    assert limits.reserve_recipients(KEY_B, 3, 3)  # the whole quota at once
+    assert usage_rows(clean_database) == [(KEY_A, 0), (KEY_B, 3)]
 
 
 def test_a_client_ips_minute_counts_to_its_limit_and_no_further(services: Container) -> None:
