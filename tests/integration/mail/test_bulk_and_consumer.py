@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 
 import psycopg
+import pytest
 from chalice.test import Client
 
 from chalicelib.controllers.queue_consumer import handle_processing_batch
@@ -265,15 +267,27 @@ def test_the_batch_raises_so_lambda_keeps_only_the_failed_records(
 
 
 def test_a_result_queue_outage_keeps_the_report_and_publishes_it_later(
-    wire: Wire, api: Client, api_key: str, queues: Queues
+    wire: Wire,
+    api: Client,
+    api_key: str,
+    queues: Queues,
+    caplog: pytest.LogCaptureFixture,
+    clean_database: str,
 ) -> None:
     wire(
         sender=FakeProvider("fake"),
         mail_result_queue_url="http://127.0.0.1:9/000000000000/unreachable",
     )
+    caplog.set_level(logging.WARNING, logger="mmms.delivery")
     answer = call(api, "POST", "/v1/mail", body=seed_request(), headers=mail_headers(api_key))
     assert answer.status == 200
     assert queues.drain_json(queues.result) == []
+    with psycopg.connect(clean_database) as conn:
+        [(row_id,)] = conn.execute("SELECT id FROM deliveries").fetchall()
+    kept = [r for r in caplog.records if r.name == "mmms.delivery"]
+    assert [(r.getMessage(), getattr(r, "delivery_ids", None)) for r in kept] == [
+        ("result queue unreachable; reports kept pending", [str(row_id)])
+    ]
 
     services = wire(sender=FakeProvider("fake"))
     published = services.delivery.republish_pending()
