@@ -63,6 +63,7 @@ def test_a_row_with_the_wrong_number_of_columns_is_that_rows_problem() -> None:
     read = rows("csv", b"mail,name\r\na@example.org\r\nb@example.org,B\r\n")
 
     assert read[0].problem == ("row", "1 columns; the header has 2")
+    assert [r.line for r in read] == [2, 3]
     assert read[1].mail == "b@example.org"
 
 
@@ -228,3 +229,11 @@ def test_a_line_that_is_not_json_says_so() -> None:
     assert read.problem is not None
     assert read.problem[0] == "row"
     assert read.problem[1].startswith("not JSON: Expecting property name")
+
+
+def test_a_name_or_company_in_the_first_column_is_read() -> None:
+    (named,) = rows("csv", b"name,mail\r\nAnn,a@example.org\r\n")
+    (company,) = rows("csv", b"company,mail\r\nACME,a@example.org\r\n")
+
+    assert (named.name, named.mail) == ("Ann", "a@example.org")
+    assert (company.company, company.mail) == ("ACME", "a@example.org")
