@@ -245,6 +245,14 @@ class BudgetedSandbox(SandboxedEnvironment):
             return False
         return bool(super().is_safe_attribute(obj, attr, value))
 
+    def wrap_str_format(self, value: Any) -> Any:
+        """Jinja hands ``str.format``/``format_map`` out wrapped in its own formatter before
+        asking :meth:`is_safe_attribute`, and ``'{:>999999999}'.format(x)`` pads without
+        bound: they are refused like the other padding methods."""
+        if super().wrap_str_format(value) is None:
+            return None
+        return self.unsafe_undefined(value.__self__, value.__name__)
+
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         meter = current_meter()
         meter.tick()

@@ -413,7 +413,9 @@ def test_calling_what_is_missing_or_unsafe_says_so_whatever_the_arguments() -> N
         metered("{{ name.ljust(10**6) }}", budget)
 
 
-@pytest.mark.parametrize("method", ["center", "ljust", "rjust", "zfill", "expandtabs"])
+@pytest.mark.parametrize(
+    "method", ["center", "ljust", "rjust", "zfill", "expandtabs", "format", "format_map"]
+)
 def test_string_methods_that_pad_or_format_are_unsafe(method: str) -> None:
     with pytest.raises(SecurityError, match=f"'{method}' of 'str' object is unsafe"):
         metered(f"{{{{ name.{method}(2) }}}}")

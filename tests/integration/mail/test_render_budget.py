@@ -56,6 +56,8 @@ REMOVED = [
     ("lipsum", "{{ lipsum(1000000) }}", "lipsum"),
     ("center filter", "{{ name|center(100000000) }}", "center"),
     ("str.ljust", "{{ name.ljust(100000000) }}", "ljust"),
+    ("str.format", "{{ '{:>100000000}'.format(name) }}", "format"),
+    ("str.format_map", "{{ '{n:>100000000}'.format_map({'n': name}) }}", "format_map"),
     ("cycler", "{{ cycler(1, 2).next() }}", "cycler"),
 ]
 
