@@ -158,7 +158,20 @@ def run(module: str, *, survivors_only: bool) -> None:
         return
     if not survivors_only:
         shutil.rmtree(workdir(module) / "mutants", ignore_errors=True)
+    unchecked = _not_checked(module)
     work = prepare(module)
+    _mutmut_run(work, names)
+    if survivors_only:  # mutmut made the mutants of functions changed since: run them too
+        changed = [name for name in _not_checked(module) if name not in unchecked]
+        if changed:
+            _mutmut_run(work, changed)
+
+
+def _not_checked(module: str) -> set[str]:
+    return {name for name, status in statuses(module).items() if status == "not checked"}
+
+
+def _mutmut_run(work: Path, names: list[str]) -> None:
     children = os.environ.get("MUTATION_CHILDREN", "1")
     mutmut = Path(sys.executable).with_name("mutmut")
     subprocess.run(
