@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from jinja2 import StrictUndefined, TemplateAssertionError, UndefinedError
@@ -239,6 +239,8 @@ COSTS = [
     ("{{ name.upper() }}", "ANN", 1, 3),
     ("{{ name|upper }}", "ANN", 1, 3),
     ("{{ name.split('n')|length }}", "3", 2, 3),
+    ("{{ name.split('n', 1)|length }}", "2", 2, 2),  # not a replace() for having two arguments
+    ("{{ name.startswith(('x', 'A')) }}", "True", 1, 0),  # nor a join() for taking a tuple
     ("{{ name * 3 }}", "AnnAnnAnn", 1, 9),
     ("{{ 3 * name }}", "AnnAnnAnn", 1, 9),
     ("{{ ([name, company] * 3)|length }}", "6", 2, 6),
@@ -377,6 +379,20 @@ def test_a_number_of_64_kibit_is_computed_and_one_bit_more_refused() -> None:
         assert (error.setting, error.too_large) == ("MAX_RENDER_OPERATIONS", False)
 
 
+@pytest.mark.parametrize(
+    ("template", "error", "size"),
+    [
+        ("{{ name ** 2 }}", "unsupported operand", 3),
+        ("{{ '%*s' % name }}", "\\* wants int", len("%*s") + len("Ann")),
+    ],
+)
+def test_an_operation_python_refuses_is_its_error_not_a_size_refusal(
+    template: str, error: str, size: int
+) -> None:
+    with pytest.raises(TypeError, match=error):
+        metered(template, RenderBudget(max_message_bytes=size))
+
+
 def test_range_refuses_a_bound_or_a_length_over_the_operation_budget() -> None:
     budget = RenderBudget(max_operations=5)
     assert metered("{{ range(-3, 2)|join(',') }}", budget) == "-3,-2,-1,0,1"
@@ -428,6 +444,20 @@ def test_other_values_keep_attributes_named_like_padding_methods() -> None:
         format: str = "A4"
 
     assert metered("{{ box.center }} {{ box.format }}", box=Box()) == "middle A4"
+
+
+def test_a_str_format_handed_in_by_another_value_is_unsafe_too() -> None:
+    @dataclasses.dataclass
+    class Box:
+        pad: Callable[..., str] = "{:>9}".format
+
+    with pytest.raises(SecurityError, match="'format' of 'str' object is unsafe"):
+        metered("{{ box.pad(name) }}", box=Box())
+
+
+def test_the_meters_own_generator_keeps_its_frame_to_itself() -> None:
+    with pytest.raises(SecurityError, match="'gi_frame' of 'generator' object is unsafe"):
+        metered("{{ __mmms_loop(name).gi_frame.f_globals }}")
 
 
 @pytest.mark.parametrize("name", ["lipsum", "cycler", "joiner"])
