@@ -68,19 +68,20 @@ def _single_line(value: str) -> str:
     return value
 
 
-_CONTENT_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$")
+# The document's pattern, matched whole (``$`` would take a trailing newline in Python, not in
+# ECMA) before lower-casing (``"\u212a".lower()`` is ``"k"``).
+_CONTENT_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*")
 
 
 def _content_type(value: str) -> str:
-    lowered = value.strip().lower()
-    if not _CONTENT_TYPE.match(lowered):
+    if not _CONTENT_TYPE.fullmatch(value):
         raise ValueError("not a MIME type like application/pdf")
-    return lowered
+    return value.lower()
 
 
 def _file_name(value: str) -> str:
     _single_line(value)
-    if "/" in value or "\\" in value or not re.search(r"[^\s.]", value):
+    if not re.fullmatch(_FILE_NAME, value):
         raise ValueError("a file name, without a path")
     return value
 
@@ -133,7 +134,9 @@ Subject = Annotated[
 ]
 Template = Annotated[str, Field(min_length=1, json_schema_extra={"pattern": NOT_BLANK})]
 _MIME_PART = r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*"
-_FILE_NAME = r"^[^/\\\r\n]*[^/\\\s.][^/\\\r\n]*$"
+# A file name has one visible character at least: not a space, a dot or a control character,
+# spelled out (as _UNSUBSCRIBE_TARGET is) so that Python and the document's ECMA regex agree.
+_FILE_NAME = r"^[^/\\\r\n]*[^/\\\x00-\x20\x7f-\x9f\s\ufeff.][^/\\\r\n]*$"
 _BASE64 = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
 _METADATA_KEY = r"^[A-Za-z0-9_.:-]+$"
 

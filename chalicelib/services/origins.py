@@ -21,9 +21,12 @@ MAX_ORIGIN_LENGTH = 253
 # What the API documents and accepts for an allowed origin name (any case, trimmed).
 _PORT = r"(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
 _DOC_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+# Trimmed: ASCII white space only, spelled out: Python's str.strip and the document's ECMA \s
+# would each trim characters the other keeps (\x1c-\x1f and \x85; \ufeff).
+_TRIMMED = " \t\n\x0b\f\r"
 ORIGIN_NAME_PATTERN = (
-    rf"^\s*(?:\*\.{_DOC_LABEL}(?:\.{_DOC_LABEL})+|{_DOC_LABEL}(?:\.{_DOC_LABEL})*)"
-    rf"(?::{_PORT})?\s*$"
+    rf"^[ \t\n\x0b\f\r]*(?:\*\.{_DOC_LABEL}(?:\.{_DOC_LABEL})+|{_DOC_LABEL}(?:\.{_DOC_LABEL})*)"
+    rf"(?::{_PORT})?[ \t\n\x0b\f\r]*$"
 )
 
 
@@ -35,7 +38,10 @@ class RequestOrigin:
 
 def normalize_origin_name(raw: str) -> str:
     """The canonical (lower-case) form of an allowed origin, or ValueError saying why not."""
-    name = raw.strip().lower()
+    name = raw.strip(_TRIMMED)
+    if not name.isascii():  # "\u212a".lower() is "k": a name the document refuses
+        raise ValueError("not a host name, host:port or *.domain")
+    name = name.lower()
     if "://" in name or "/" in name:
         raise ValueError("an origin is a host name (optionally host:port), not a URL")
     match = _ALLOWED_ORIGIN.match(name) if len(name) <= MAX_ORIGIN_LENGTH else None

@@ -95,3 +95,39 @@ def valid(names: list[str]) -> list[str]:
         except ValueError:
             continue
     return kept
+
+
+# ECMA-262's WhiteSpace and LineTerminator: what ``\s`` would mean in the document's regex.
+ECMA_WHITESPACE = r"\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        " app.example.com\t",
+        "\x1capp.example.com",
+        "app.example.com\x85",
+        "\ufeffapp.example.com",
+        "\u00a0app.example.com",
+        "\u212a.example.com",  # KELVIN SIGN: lower() makes it "k"
+        "app.example.com",
+        "*.example.com:8443",
+    ],
+    ids=ascii,
+)
+def test_the_document_and_the_server_take_the_same_origin_names(raw: str) -> None:
+    """The document's pattern (an ECMA regex for clients and fuzzers) and the server's check
+    (Python) accept the same names: white space is trimmed only where both call it so."""
+    import re
+
+    from chalicelib.services.origins import ORIGIN_NAME_PATTERN
+
+    as_python = re.fullmatch(ORIGIN_NAME_PATTERN, raw) is not None
+    ecma_pattern = ORIGIN_NAME_PATTERN.replace(r"\s", f"[{ECMA_WHITESPACE}]")
+    as_ecma = re.fullmatch(ecma_pattern, raw) is not None
+    try:
+        normalize_origin_name(raw)
+        accepted = True
+    except ValueError:
+        accepted = False
+    assert as_python == as_ecma == accepted
