@@ -59,11 +59,13 @@ def test_two_runners_at_once_apply_each_migration_once(postgres_url: str) -> Non
             holder.execute("SELECT pg_advisory_lock(%s)", (ADVISORY_LOCK_KEY,))
             with ThreadPoolExecutor(max_workers=2) as pool:
                 runs = [pool.submit(apply_migrations, runner_url) for _ in range(2)]
-                wait_until(
-                    lambda: runners_waiting_for_the_lock(url, runner_name) == 2,
-                    "both runners to wait for the migration lock",
-                )
-                holder.execute("SELECT pg_advisory_unlock(%s)", (ADVISORY_LOCK_KEY,))
+                try:
+                    wait_until(
+                        lambda: runners_waiting_for_the_lock(url, runner_name) == 2,
+                        "both runners to wait for the migration lock",
+                    )
+                finally:  # else a failed wait leaves the pool waiting on runners that wait on us
+                    holder.execute("SELECT pg_advisory_unlock(%s)", (ADVISORY_LOCK_KEY,))
                 results = [run.result(timeout=30) for run in runs]
 
         every_version = [version for version, _ in migration_files()]
