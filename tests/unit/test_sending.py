@@ -8,7 +8,8 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from concurrent.futures import Future
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +22,7 @@ from chalicelib.repositories.send_leases import Settlement
 from chalicelib.services.render_budget import RenderBudget
 from chalicelib.services.sending import Attempt, Leased, SendPipeline, failed
 from tests.support.fake_providers import FakeProvider
+from tests.support.waiting import wait_until
 
 QUEUED_AT = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 
@@ -91,6 +93,44 @@ class Gathering:
         self.threads.append(threading.current_thread().name)
         self.barrier.wait()
         return self.provider.send(message)
+
+
+class Holding:
+    """Holds every send until ``release`` is set; counts the sends in flight at once and the
+    threads they ran on."""
+
+    def __init__(self) -> None:
+        self.provider = FakeProvider("live")
+        self.release = threading.Event()
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.threads: set[str] = set()
+        self._lock = threading.Lock()
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        with self._lock:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+            self.threads.add(threading.current_thread().name)
+        try:
+            assert self.release.wait(timeout=10)
+            return self.provider.send(message)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+
+class Handed(dict[int, Leased]):
+    """A batch that notes when every job in it has been handed to the send threads (its
+    values were all read)."""
+
+    def __init__(self, jobs: dict[int, Leased]) -> None:
+        super().__init__(jobs)
+        self.all_handed = threading.Event()
+
+    def values(self) -> Iterator[Leased]:  # type: ignore[override]
+        yield from super().values()
+        self.all_handed.set()
 
 
 class ThreadNoting:
@@ -291,6 +331,27 @@ def test_a_batchs_sends_are_in_flight_together_up_to_the_concurrency() -> None:
         "reader7@example.org",
     ]
     assert all(name.startswith("mmms-send") for name in sender.threads)
+
+
+def test_no_more_sends_are_in_flight_than_the_concurrency() -> None:
+    """Every send is held until the whole batch was handed to the pool: a pool with more
+    threads than ``concurrency`` would have started a thread per job by then."""
+    sender = Holding()
+    send = pipeline(sender, concurrency=1)
+    batch = Handed({i: (job(i), claimed(i), None) for i in (1, 2, 3)})
+    try:
+        with ThreadPoolExecutor(max_workers=1) as caller:
+            running = caller.submit(send.attempt_all, batch)
+            assert batch.all_handed.wait(timeout=10)
+            wait_until(lambda: sender.in_flight >= 1, "a send to be in flight")
+            sender.release.set()
+            attempts = running.result(timeout=10)
+    finally:
+        send.close()
+
+    assert sorted(attempts) == [1, 2, 3]
+    assert len(sender.provider.sent) == 3
+    assert (sender.most_in_flight, len(sender.threads)) == (1, 1)
 
 
 def test_a_batch_of_one_is_sent_on_the_callers_thread() -> None:
