@@ -46,6 +46,22 @@ PIPELINE = (
     f"{MAIL}/test_outages.py",
     f"{MAIL}/test_lambda_handlers.py",
 )
+# The consumer and the recipient-row repositories: PIPELINE less the files that only pass
+# through them on the way to something else (a survivor reruns every test that reaches its
+# function, and every pipeline test reaches these: over an hour a module otherwise).
+CONSUMER = (
+    f"{MAIL}/test_bulk_and_consumer.py",
+    f"{MAIL}/test_batches.py",
+    f"{MAIL}/test_exactly_once.py",
+    f"{MAIL}/test_outages.py",
+    f"{MAIL}/test_lambda_handlers.py",
+)
+RECORDS = (
+    f"{MAIL}/test_consumer_records.py",
+    f"{MAIL}/test_batches.py",
+    f"{MAIL}/test_exactly_once.py",
+    f"{MAIL}/test_recovery.py",
+)
 EVENTS = (
     "tests/unit/test_event_parsers.py",
     f"{MAIL}/test_ses_events.py",
@@ -84,10 +100,18 @@ MODULES: dict[str, tuple[str, ...]] = {
     "chalicelib/services/delivery.py": PIPELINE,
     "chalicelib/services/sending.py": ("tests/unit/test_sending.py", *PIPELINE),
     "chalicelib/services/messages.py": ("tests/unit/test_messages.py", *PIPELINE),
-    "chalicelib/services/consumer.py": PIPELINE,
-    "chalicelib/repositories/deliveries.py": PIPELINE,
-    "chalicelib/repositories/delivery_rows.py": PIPELINE,
-    "chalicelib/repositories/send_leases.py": PIPELINE,
+    "chalicelib/services/consumer.py": CONSUMER,
+    "chalicelib/repositories/deliveries.py": (
+        f"{MAIL}/test_delivery_records.py",
+        *RECORDS,
+        f"{MAIL}/test_bulk_and_consumer.py",
+    ),
+    "chalicelib/repositories/delivery_rows.py": (
+        f"{MAIL}/test_delivery_records.py",
+        f"{MAIL}/test_send_leases.py",
+        *RECORDS,
+    ),
+    "chalicelib/repositories/send_leases.py": (f"{MAIL}/test_send_leases.py", *RECORDS),
     "chalicelib/repositories/delivery_status.py": (
         f"{MAIL}/test_status_reads.py",
         *PIPELINE,
