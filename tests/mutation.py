@@ -50,6 +50,7 @@ PIPELINE = (
 # through them on the way to something else (a survivor reruns every test that reaches its
 # function, and every pipeline test reaches these: over an hour a module otherwise).
 CONSUMER = (
+    f"{MAIL}/test_consumer_records.py",
     f"{MAIL}/test_bulk_and_consumer.py",
     f"{MAIL}/test_batches.py",
     f"{MAIL}/test_exactly_once.py",

@@ -22,8 +22,9 @@ from chalicelib.errors import DatabaseUnavailableError
 from chalicelib.models.campaigns import CHUNK_KEY, CampaignChunk
 from chalicelib.models.mail import ProcessingMessage
 from chalicelib.queues.base import QueueRecord
-from chalicelib.repositories.delivery_rows import NewDelivery
+from chalicelib.repositories.delivery_rows import Delivery, NewDelivery
 from chalicelib.services.consumer import BatchReport, QueueConsumer, RetryPolicy
+from chalicelib.services.delivery import DeliveryOutcome, DeliveryService
 from chalicelib.services.messages import RECEIPT_KEY
 from tests.integration.mail.conftest import SENDER, Wire
 from tests.support.fake_providers import FakeProvider
@@ -404,3 +405,143 @@ def _new_row(name: str) -> NewDelivery:
     return NewDelivery(
         email_id="news-1", email_recipient_id=name, recipient=f"{name}@example.org", dispatched=True
     )
+
+
+# --- what the batch logs, and failures nobody planned for ------------------------------------
+
+
+class GiveUpFails(DeliveryService):
+    """Sends as usual; giving a record up raises ``error`` (the database lost meanwhile, or a
+    bug)."""
+
+    def __init__(self, services: Container, error: Exception) -> None:
+        super().__init__(
+            services.deliveries,
+            services.leases,
+            FakeProvider("down").fail_unavailable(),
+            services.result_queue,
+            services.processing_queue,
+        )
+        self.error = error
+
+    def give_up(self, delivery: Delivery, error: str) -> Delivery:
+        raise self.error
+
+
+class DeliverFails(DeliveryService):
+    """Every batch meets ``error`` before anything is sent."""
+
+    def __init__(self, services: Container, error: Exception) -> None:
+        super().__init__(
+            services.deliveries,
+            services.leases,
+            FakeProvider("fake"),
+            services.result_queue,
+            services.processing_queue,
+        )
+        self.error = error
+
+    def deliver_many(self, jobs: list[ProcessingMessage]) -> list[DeliveryOutcome]:
+        raise self.error
+
+
+def logged(caplog: pytest.LogCaptureFixture, *fields: str) -> list[tuple[Any, ...]]:
+    return [
+        (r.levelname, r.getMessage(), *(getattr(r, f, None) for f in fields))
+        for r in caplog.records
+        if r.name == "mmms.consumer"
+    ]
+
+
+def test_each_batch_is_logged_with_what_became_of_its_records(
+    wire: Wire, caplog: pytest.LogCaptureFixture
+) -> None:
+    provider = FakeProvider("fake")
+    services = wire(sender=RecipientOutage(provider, failing={"bea@example.org"}))
+    batch = [
+        record("ann", job("ann").model_dump_json()),
+        record("bea", job("bea").model_dump_json()),
+        record("bad", "not json"),
+    ]
+    caplog.set_level(logging.INFO, logger="mmms.consumer")
+
+    services.consumer.process_batch(batch)
+
+    assert logged(caplog, "records", "acknowledged", "retry")[-1] == (
+        "INFO",
+        "batch processed",
+        3,
+        2,
+        1,
+    )
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (
+            DatabaseUnavailableError("gone while giving up"),
+            ("WARNING", "transient failure", "last", "gone while giving up", False),
+        ),
+        (RuntimeError("a bug"), ("ERROR", "unexpected failure", "last", None, True)),
+    ],
+    ids=["transient", "unexpected"],
+)
+def test_a_failure_deciding_one_records_verdict_retries_that_record_only(
+    wire: Wire,
+    caplog: pytest.LogCaptureFixture,
+    error: Exception,
+    expected: tuple[Any, ...],
+) -> None:
+    services = wire(sender=FakeProvider("fake"))
+    broken = GiveUpFails(services, error)
+    consumer = QueueConsumer(services.deliveries, broken, RetryPolicy(3, 30, 900))
+    batch = [
+        record("last", job("ann").model_dump_json(), receives=3),  # given up: it raises
+        record("bad", "not json"),  # acknowledged as before
+    ]
+    caplog.set_level(logging.WARNING, logger="mmms.consumer")
+
+    report = consumer.process_batch(batch)
+
+    assert ids(report) == (["bad"], [("last", 120)])
+    problems = [
+        (*entry[:4], entry[4] is not None)
+        for entry in logged(caplog, "message_id", "error", "exc_info")
+        if entry[1] != "malformed message"
+    ]
+    assert problems == [expected]
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (
+            DatabaseUnavailableError("gone before the sends"),
+            ("WARNING", "transient failure: the batch is retried", "gone before the sends", False),
+        ),
+        (RuntimeError("a bug"), ("ERROR", "unexpected failure: the batch is retried", None, True)),
+    ],
+    ids=["transient", "unexpected"],
+)
+def test_a_failure_before_any_send_retries_the_whole_batch(
+    wire: Wire,
+    caplog: pytest.LogCaptureFixture,
+    error: Exception,
+    expected: tuple[Any, ...],
+) -> None:
+    services = wire(sender=FakeProvider("fake"))
+    consumer = QueueConsumer(
+        services.deliveries, DeliverFails(services, error), RetryPolicy(3, 30, 900)
+    )
+    batch = [
+        record("ann", job("ann").model_dump_json()),
+        record("bea", job("bea").model_dump_json(), receives=2),
+    ]
+    caplog.set_level(logging.WARNING, logger="mmms.consumer")
+
+    report = consumer.process_batch(batch)
+
+    assert ids(report) == ([], [("ann", 30), ("bea", 60)])
+    problems = [(*e[:3], e[3] is not None) for e in logged(caplog, "error", "exc_info")]
+    assert problems == [expected]
