@@ -80,7 +80,6 @@ def test_ordinary_templates_render_as_before(template: str, expected: str) -> No
 
 # --- each limit at its edge: the budget spent to the last unit passes, one more is refused ---
 
-SANDBOX = BudgetedSandbox(undefined=StrictUndefined, autoescape=False)
 NAMES = {"name": "Ann", "company": "ACME"}
 # Numbers of a known size in bits: 2**32767 has 32,768 bits, 2**32768 has 32,769.
 BITS_32768, BITS_32769, BITS_65537 = 2**32767, 2**32768, 2**65536
@@ -89,7 +88,13 @@ BITS_32768, BITS_32769, BITS_65537 = 2**32767, 2**32768, 2**65536
 def metered(source: str, budget: RenderBudget | None = None, **values: object) -> str:
     """``source`` rendered alone (no subject or text part) under a fresh meter."""
     meter = RenderMeter(budget or RenderBudget())
-    return render_stream(SANDBOX.from_string(source).generate({**NAMES, **values}), meter)
+    template = sandbox().from_string(source)
+    return render_stream(template.generate({**NAMES, **values}), meter)
+
+
+def sandbox() -> BudgetedSandbox:
+    """A sandbox of the test's own: built when the test runs, not when the module is imported."""
+    return BudgetedSandbox(undefined=StrictUndefined, autoescape=False)
 
 
 def refusal(source: str, budget: RenderBudget, **values: object) -> RenderLimitError:
@@ -471,4 +476,4 @@ def test_text_generating_globals_are_gone(name: str) -> None:
 )
 def test_padding_and_generating_filters_are_gone(name: str) -> None:
     with pytest.raises(TemplateAssertionError, match=f"No filter named '{name}'"):
-        SANDBOX.from_string(f"{{{{ name|{name} }}}}")
+        sandbox().from_string(f"{{{{ name|{name} }}}}")
