@@ -426,12 +426,13 @@ def test_every_argument_of_a_call_or_filter_is_held_to_the_operation_budget() ->
         assert str(error) == f"the number {number} is larger than the template budget allows (5)"
 
 
-def test_calling_what_is_missing_or_unsafe_says_so_whatever_the_arguments() -> None:
+@pytest.mark.parametrize("arguments", ["", "10**6", "10**6, 7"])
+def test_calling_what_is_missing_or_unsafe_says_so_whatever_the_arguments(arguments: str) -> None:
     budget = RenderBudget(max_operations=5)
     with pytest.raises(UndefinedError, match="'nothing' is undefined"):
-        metered("{{ nothing(10**6) }}", budget)
+        metered(f"{{{{ nothing({arguments}) }}}}", budget)
     with pytest.raises(SecurityError, match="'ljust' of 'str' object is unsafe"):
-        metered("{{ name.ljust(10**6) }}", budget)
+        metered(f"{{{{ name.ljust({arguments}) }}}}", budget)
 
 
 @pytest.mark.parametrize(
