@@ -18,7 +18,7 @@ from chalice.test import Client
 
 from chalicelib.bootstrap import Container
 from chalicelib.controllers.queue_consumer import handle_processing_batch
-from chalicelib.errors import BatchIncompleteError
+from chalicelib.errors import BatchIncompleteError, QueueUnavailableError
 from chalicelib.models.campaigns import CHUNK_KEY
 from chalicelib.providers.base import OutgoingMessage, SendResult
 from chalicelib.queues.base import ProcessingQueue
@@ -375,3 +375,112 @@ def staged_and_recorded(database_url: str) -> tuple[int, int]:
     assert staged is not None
     assert recorded is not None
     return int(staged[0]), int(recorded[0])
+
+
+def test_processing_stops_at_its_deadline_after_each_step_and_goes_on_from_there(
+    wire: Wire, api: Client, api_key: str, uploads: Uploads, queues: Queues
+) -> None:
+    """A clock at the deadline: each call takes one step (a checkpoint of validation, one
+    fan-out statement) and answers whether the campaign has nothing left to do."""
+    services = wire(sender=FakeProvider("fake"), campaign_bucket=uploads.bucket)
+    created = create(api, api_key, skip_invalid=True)
+    assert put_file(created["upload"], the_file()).status_code == 200
+    repo = CampaignRepository(services.database)
+    stepping = CampaignProcessor(
+        repo,
+        services.deliveries,
+        services.delivery,
+        services.processing_queue,
+        services.upload_store,
+        max_bytes=services.settings.campaign_max_bytes,
+        clock=lambda: 100.0,
+        checkpoint_rows=CHECKPOINT_ROWS,
+        fan_out_rows=FAN_OUT_ROWS,
+    )
+
+    def progress() -> tuple[str, int, int, int]:
+        campaign = repo.get(created["campaign_id"])
+        assert campaign is not None
+        return (
+            campaign.status.value,
+            campaign.validated_through,
+            campaign.recorded_through,
+            campaign.queued_through,
+        )
+
+    campaign_id = stepping.uploaded(f"uploads/{created['campaign_id']}.csv", 100.0)
+    steps = [progress()]
+    answers: list[bool] = []
+    while len(answers) < 20 and not (answers and answers[-1]):
+        answers.append(stepping.process(created["campaign_id"], 100.0))
+        steps.append(progress())
+
+    assert campaign_id == created["campaign_id"]
+    assert steps == [
+        ("validating", 51, 0, 0),  # a checkpoint every 50 lines (the header is line 1)
+        ("validating", 101, 0, 0),
+        ("validating", 151, 0, 0),
+        ("validating", 201, 0, 0),
+        ("sending", 231, 42, 42),  # the file's end, its verdict, the first 40 rows out
+        ("sending", 231, 84, 84),
+        ("sending", 231, 126, 126),
+        ("sending", 231, 168, 168),
+        ("sending", 231, 210, 210),
+        ("sending", 231, 230, 230),
+        ("sending", 231, 230, 230),  # nothing left to record: done
+    ]
+    assert answers == [False] * 9 + [True]
+    covered = chunks_by_line(queues)
+    assert sorted(covered) == VALID_LINES
+    assert set(covered.values()) == {1}
+
+
+class RefusingQueue:
+    """The processing queue, refusing each send's first ``refuse`` bodies (all: ``None``)."""
+
+    def __init__(self, queue: ProcessingQueue, refuse: int | None, times: int) -> None:
+        self._queue, self._refuse, self._times = queue, refuse, times
+        self.sent: list[list[str]] = []
+
+    def send_many(self, bodies: list[str], delay_seconds: int = 0) -> list[int]:
+        self.sent.append(list(bodies))
+        if len(self.sent) > self._times:
+            return self._queue.send_many(bodies, delay_seconds)
+        refused = len(bodies) if self._refuse is None else min(self._refuse, len(bodies))
+        taken = self._queue.send_many(bodies[refused:], delay_seconds)
+        return list(range(refused)) + [refused + i for i in taken]
+
+    def delete_many(self, receipt_handles: list[str]) -> None:
+        self._queue.delete_many(receipt_handles)
+
+    def retry_later(self, receipt_handle: str, delay_seconds: int) -> None:
+        self._queue.retry_later(receipt_handle, delay_seconds)
+
+
+def test_chunks_the_queue_refuses_are_sent_again_twice_then_processing_stops(
+    wire: Wire, api: Client, api_key: str, uploads: Uploads, queues: Queues, clean_database: str
+) -> None:
+    services = wire(sender=FakeProvider("fake"), campaign_bucket=uploads.bucket)
+    created = create(api, api_key, skip_invalid=True)
+    assert put_file(created["upload"], the_file()).status_code == 200
+    key = f"uploads/{created['campaign_id']}.csv"
+    repo = CampaignRepository(services.database)
+    refusing = RefusingQueue(services.processing_queue, refuse=None, times=3)
+
+    with pytest.raises(QueueUnavailableError) as stopped:
+        processor(services, repo, refusing).uploaded(key, time.monotonic() + 60)
+
+    # The first step's 40 rows are 4 chunks of 10: offered three times, then given up.
+    assert [len(bodies) for bodies in refusing.sent] == [4, 4, 4]
+    assert str(stopped.value) == (
+        f"4 chunks of campaign {created['campaign_id']} could not be queued;"
+        " processing resumes from its checkpoint"
+    )
+    assert chunks_by_line(queues) == Counter()
+    flaky = RefusingQueue(services.processing_queue, refuse=1, times=2)
+    assert processor(services, repo, flaky).process(created["campaign_id"], time.monotonic() + 60)
+    # Each send's first chunk refused twice, taken the third time.
+    assert [len(bodies) for bodies in flaky.sent[:3]] == [4, 1, 1]
+    covered = chunks_by_line(queues)
+    assert sorted(covered) == VALID_LINES
+    assert set(covered.values()) == {1}

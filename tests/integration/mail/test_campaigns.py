@@ -510,3 +510,261 @@ def _key_id(database_url: str) -> str:
         row = conn.execute("SELECT id FROM api_keys ORDER BY created_at LIMIT 1").fetchone()
     assert row is not None
     return str(row[0])
+
+
+def test_the_local_upload_server_is_told_which_uploads_to_refuse(
+    services: Container, api: Client, api_key: str
+) -> None:
+    created = create(api, api_key)
+    record = CampaignRepository(services.database).get(created["campaign_id"])
+    assert record is not None
+
+    assert services.campaigns.upload_refusal("uploads/nobody.csv") == (
+        404,
+        "no campaign awaits an upload at uploads/nobody.csv",
+    )
+    assert services.campaigns.upload_refusal(record.upload_key) is None
+    assert put_file(created["upload"], lines("mail", "a@example.org")).status_code == 200
+    services.campaign_processor.uploaded(record.upload_key, time.monotonic() + 60)
+    assert services.campaigns.upload_refusal(record.upload_key) == (
+        409,
+        f"campaign {record.id} is sending: already uploaded",
+    )
+
+
+def test_a_test_keys_campaign_reaches_only_the_simulator(
+    services: Container, api: Client, queues: Queues, provider: FakeProvider
+) -> None:
+    key = create_key(api, ["app.example.com"], mode="test")["api_key"]
+    final = upload_and_process(services, api, key, lines("mail", "ann@example.org"))
+    consume_until_empty(services, queues)
+
+    final = status(api, key, final["campaign_id"])
+    assert provider.sent == []
+    assert final["status"] == "completed"
+    assert final["counts"]["delivered"] == 1
+    assert [r["result"]["provider"] for r in reports(queues) if r["status"] == "sent"] == [
+        "simulator"
+    ]
+
+
+def test_the_refusals_name_the_campaign_and_why(
+    services: Container, api: Client, api_key: str
+) -> None:
+    campaign_id = create(api, api_key)["campaign_id"]
+    other = call(
+        api,
+        "POST",
+        "/v1/campaigns",
+        headers=mail_headers(api_key),
+        body=campaign_body(skip_invalid=True),
+    )
+    missing = call(api, "GET", "/v1/campaigns/cmp_nope", headers=mail_headers(api_key))
+    cancel = f"/v1/campaigns/{campaign_id}/cancel"
+    assert call(api, "POST", cancel, headers=mail_headers(api_key)).status == 200
+    again = call(api, "POST", cancel, headers=mail_headers(api_key))
+    late = call(api, "POST", "/v1/campaigns", headers=mail_headers(api_key), body=campaign_body())
+
+    assert (other.status, other.json["message"], other.json["details"]) == (
+        400,
+        "email_id 'campaign-1' already names a campaign with other settings"
+        " (format, send_at, skip_invalid); use a new email_id",
+        {"email_id": "campaign-1", "campaign_id": campaign_id},
+    )
+    assert (missing.status, missing.json["message"]) == (
+        404,
+        "No campaign 'cmp_nope' for this API key",
+    )
+    assert (again.status, again.json["message"], again.json["details"]) == (
+        409,
+        f"campaign {campaign_id} is cancelled: it cannot be cancelled",
+        {"campaign_id": campaign_id, "status": "cancelled"},
+    )
+    assert (late.status, late.json["message"], late.json["details"]) == (
+        409,
+        f"campaign {campaign_id} of email_id 'campaign-1' already has its file (cancelled);"
+        " use a new email_id",
+        {"campaign_id": campaign_id, "status": "cancelled"},
+    )
+
+
+def test_send_at_may_be_30_days_ahead_not_more(
+    services: Container, api: Client, api_key: str
+) -> None:
+    def at(seconds: float) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + seconds))
+
+    month = 30 * 86400
+    too_far = call(
+        api,
+        "POST",
+        "/v1/campaigns",
+        headers=mail_headers(api_key),
+        body=campaign_body(send_at=at(month + 120)),
+    )
+    within = create(api, api_key, email_id="c-2", send_at=at(month - 120))
+
+    assert (too_far.status, too_far.json["message"], too_far.json["details"]) == (
+        422,
+        "send_at is more than 30 days ahead",
+        [{"type": "send_at", "loc": ["send_at"], "msg": "at most 30 days ahead", "input": None}],
+    )
+    assert within["status"] == "awaiting_upload"
+
+
+def test_without_an_upload_store_campaigns_are_unavailable(
+    wire: Wire, api: Client, api_key: str
+) -> None:
+    wire(sender=FakeProvider("fake"))  # no CAMPAIGN_BUCKET
+
+    answer = call(api, "POST", "/v1/campaigns", headers=mail_headers(api_key), body=campaign_body())
+
+    assert (answer.status, answer.json["message"]) == (
+        503,
+        "campaigns need an upload store: set CAMPAIGN_BUCKET (see README, Campaigns)",
+    )
+    listed = call(api, "GET", "/v1/campaigns", headers=mail_headers(api_key))
+    assert listed.json["data"]["campaigns"] == []  # nothing was created
+
+
+def test_the_tick_counts_the_due_campaigns_and_stops_at_its_deadline(
+    services: Container, api: Client, api_key: str, clean_database: str
+) -> None:
+    soon = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+    final = upload_and_process(
+        services, api, api_key, lines("mail", "ann@example.org"), send_at=soon
+    )
+    with psycopg.connect(clean_database) as conn:
+        conn.execute("UPDATE campaigns SET send_at = now() - interval '1 second'")
+
+    assert services.campaigns.tick(time.monotonic() - 1) == 1  # looked at, no time to start it
+    assert status(api, api_key, final["campaign_id"])["status"] == "scheduled"
+    assert services.campaigns.tick(time.monotonic() + 30) == 1
+    assert status(api, api_key, final["campaign_id"])["status"] == "sending"
+
+
+def test_the_emails_pass_through_fields_reach_every_rows_report(
+    services: Container, api: Client, api_key: str, queues: Queues, provider: FakeProvider
+) -> None:
+    final = upload_and_process(
+        services,
+        api,
+        api_key,
+        lines("mail", "ann@example.org", "ben@example.org"),
+        client_env_id="env-1",
+        projectId="project-2",
+        closureId="closure-3",
+        metadata={"batch": "b-4"},
+    )
+    consume_until_empty(services, queues)
+
+    sent = [r for r in reports(queues) if r["status"] == "sent"]
+    assert sorted(r["recipient"] for r in sent) == ["ann@example.org", "ben@example.org"]
+    assert {
+        (r["email_id"], r["client_env_id"], r["projectId"], r["closureId"], str(r["metadata"]))
+        for r in sent
+    } == {(final["email_id"], "env-1", "project-2", "closure-3", "{'batch': 'b-4'}")}
+
+
+def test_uploaded_answers_its_campaign_and_ignores_an_upload_no_campaign_waits_for(
+    services: Container, api: Client, api_key: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    created = create(api, api_key)
+    assert put_file(created["upload"], lines("mail", "a@example.org")).status_code == 200
+    key = f"uploads/{created['campaign_id']}.csv"
+
+    assert services.campaign_processor.uploaded("uploads/nobody.csv", time.monotonic() + 60) is None
+    assert (
+        services.campaign_processor.uploaded(key, time.monotonic() + 60) == created["campaign_id"]
+    )
+    warned = [r for r in caplog.records if r.name == "mmms.campaigns" and r.levelname == "WARNING"]
+    assert [(r.getMessage(), getattr(r, "key", None)) for r in warned] == [
+        ("an upload no campaign waits for", "uploads/nobody.csv")
+    ]
+    assert status(api, api_key, created["campaign_id"])["status"] == "sending"
+
+
+def test_a_file_of_exactly_the_size_limit_is_read_one_byte_more_is_refused(
+    wire: Wire, api: Client, api_key: str, uploads: Uploads, provider: FakeProvider
+) -> None:
+    data = lines("mail", "a@example.org")
+    services = wire(sender=provider, campaign_bucket=uploads.bucket, campaign_max_bytes=len(data))
+
+    exact = upload_and_process(services, api, api_key, data)
+    over = upload_and_process(services, api, api_key, data + b"\r\n", email_id="c-2")
+
+    assert exact["status"] == "sending"
+    assert over["status"] == "failed"
+    assert over["errors"] == [
+        {
+            "line": 0,
+            "email_recipient_id": None,
+            "field": "file",
+            "message": f"the file is {len(data) + 2} bytes; CAMPAIGN_MAX_BYTES is {len(data)}",
+        }
+    ]
+
+
+def test_a_file_with_a_header_and_no_rows_fails(
+    services: Container, api: Client, api_key: str
+) -> None:
+    final = upload_and_process(services, api, api_key, lines("mail,name"))
+
+    assert final["status"] == "failed"
+    assert final["errors"] == [
+        {"line": 0, "email_recipient_id": None, "field": "file", "message": "the file has no rows"}
+    ]
+
+
+def test_the_first_100_errors_are_listed_in_line_order_all_counted(
+    services: Container, api: Client, api_key: str
+) -> None:
+    bad = [f"bad-{i},r-{i}" for i in range(101)]
+    plain = upload_and_process(
+        services, api, api_key, lines("mail,emailRecipientId", *bad), skip_invalid=True
+    )
+    # A duplicate is found once the whole file is read, and listed in its line's place.
+    with_duplicate = upload_and_process(
+        services,
+        api,
+        api_key,
+        lines("mail,emailRecipientId", "a@example.org,r-a", "b@example.org,r-a", *bad[:100]),
+        skip_invalid=True,
+        email_id="c-2",
+    )
+
+    assert plain["rows"] == {"total": 101, "valid": 0, "invalid": 101}
+    assert plain["error_count"] == 101
+    assert [e["line"] for e in plain["errors"]] == list(range(2, 102))
+    assert with_duplicate["rows"] == {"total": 102, "valid": 1, "invalid": 101}
+    assert with_duplicate["error_count"] == 101
+    assert [e["line"] for e in with_duplicate["errors"]] == list(range(3, 103))
+    assert with_duplicate["errors"][0] == {
+        "line": 3,
+        "email_recipient_id": "r-a",
+        "field": "emailRecipientId",
+        "message": "the same recipient as an earlier line",
+    }
+
+
+def test_a_stored_templates_campaign_records_the_template_on_each_row(
+    services: Container, api: Client, api_key: str, clean_database: str
+) -> None:
+    saved = call(
+        api,
+        "POST",
+        "/v1/templates",
+        headers=ADMIN_HEADERS,
+        body={"name": "News", "subject": "Hi {{name}}", "html": "<p>{{code}}</p>"},
+    )
+    assert saved.status == 201, saved.json
+    template_id = saved.json["data"]["template_id"]
+    body = {"template_id": template_id, "subject": None, "html_template": None}
+    final = upload_and_process(
+        services, api, api_key, lines("mail,code", "ann@example.org,A1"), **body
+    )
+
+    assert final["status"] == "sending"
+    with psycopg.connect(clean_database) as conn:
+        stored = conn.execute("SELECT template_id, template_version FROM deliveries").fetchall()
+    assert stored == [(template_id, 1)]
