@@ -127,9 +127,14 @@ MODULES: dict[str, tuple[str, ...]] = {
     # Issue 16's key policies and issue 18's campaigns, as they landed.
     "chalicelib/services/key_policy.py": KEY_POLICIES,
     "chalicelib/repositories/key_limits.py": KEY_POLICIES,
-    "chalicelib/services/campaigns.py": CAMPAIGNS,
-    "chalicelib/services/campaign_files.py": CAMPAIGNS,
-    "chalicelib/services/campaign_processing.py": CAMPAIGNS,
+    # The services the unit tests never call (only campaign_files' reader and campaign_rows'
+    # checks are unit-tested): their runs leave the unit tests out, results unchanged.
+    "chalicelib/services/campaigns.py": CAMPAIGN_DATABASE,
+    "chalicelib/services/campaign_files.py": (
+        "tests/unit/test_campaign_files.py",
+        *CAMPAIGN_DATABASE,
+    ),
+    "chalicelib/services/campaign_processing.py": CAMPAIGN_DATABASE,
     "chalicelib/services/campaign_rows.py": CAMPAIGNS,
     "chalicelib/repositories/campaign_table.py": CAMPAIGN_REPOSITORY,
     "chalicelib/repositories/campaign_lifecycle.py": CAMPAIGN_REPOSITORY,
