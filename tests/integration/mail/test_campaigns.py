@@ -14,6 +14,7 @@ from chalice.test import Client
 
 from chalicelib.bootstrap import Container, build_container
 from chalicelib.repositories.campaigns import CampaignRepository
+from chalicelib.services.paging import encode_cursor
 from tests.conftest import make_settings
 from tests.integration.mail.conftest import SENDER, Wire, mail_headers
 from tests.support.campaigns import Uploads, create_uploads, handle_uploads, notifications, put_file
@@ -768,3 +769,22 @@ def test_a_stored_templates_campaign_records_the_template_on_each_row(
     with psycopg.connect(clean_database) as conn:
         stored = conn.execute("SELECT template_id, template_version FROM deliveries").fetchall()
     assert stored == [(template_id, 1)]
+
+
+def test_a_page_of_exactly_the_limit_has_no_cursor_and_a_foreign_cursor_starts_over(
+    services: Container, api: Client, api_key: str
+) -> None:
+    ids = [create(api, api_key, email_id=f"c-{i}")["campaign_id"] for i in range(3)]
+
+    def page(query: str) -> dict[str, Any]:
+        answer = call(api, "GET", f"/v1/campaigns?{query}", headers=mail_headers(api_key))
+        assert answer.status == 200, answer.json
+        data: dict[str, Any] = answer.json["data"]
+        return data
+
+    exact = page("limit=3")
+    foreign = page(f"limit=3&cursor={encode_cursor('not-a-sequence')}")
+
+    assert [c["campaign_id"] for c in exact["campaigns"]] == ids[::-1]
+    assert exact["next_cursor"] is None
+    assert foreign == exact
