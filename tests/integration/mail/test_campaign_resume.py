@@ -19,7 +19,7 @@ from chalice.test import Client
 from chalicelib.bootstrap import Container
 from chalicelib.controllers.queue_consumer import handle_processing_batch
 from chalicelib.errors import BatchIncompleteError, QueueUnavailableError
-from chalicelib.models.campaigns import CHUNK_KEY
+from chalicelib.models.campaigns import CHUNK_KEY, CampaignStatus
 from chalicelib.providers.base import OutgoingMessage, SendResult
 from chalicelib.queues.base import ProcessingQueue
 from chalicelib.repositories.campaigns import CampaignRepository
@@ -484,3 +484,56 @@ def test_chunks_the_queue_refuses_are_sent_again_twice_then_processing_stops(
     covered = chunks_by_line(queues)
     assert sorted(covered) == VALID_LINES
     assert set(covered.values()) == {1}
+
+
+class StolenRepository(CampaignRepository):
+    """Before its first checkpoint, the lease runs out and another processor takes it."""
+
+    def __init__(self, database: Any, database_url: str) -> None:
+        super().__init__(database)
+        self._url = database_url
+        self.thief: tuple[Any, uuid.UUID] | None = None
+
+    def stage(self, campaign_id: str, *args: Any, **kwargs: Any) -> None:
+        if self.thief is None:
+            expire_leases(self._url)
+            self.thief = CampaignRepository(self._db).take(campaign_id)
+        super().stage(campaign_id, *args, **kwargs)
+
+
+def test_a_processor_whose_lease_was_taken_stops_and_leaves_it_to_the_taker(
+    wire: Wire,
+    api: Client,
+    api_key: str,
+    uploads: Uploads,
+    queues: Queues,
+    clean_database: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    services = wire(sender=FakeProvider("fake"), campaign_bucket=uploads.bucket)
+    created = create(api, api_key, skip_invalid=True)
+    assert put_file(created["upload"], the_file()).status_code == 200
+    campaign_id = created["campaign_id"]
+    repo = StolenRepository(services.database, clean_database)
+
+    assert repo.move(
+        campaign_id, CampaignStatus.VALIDATING, only_from=[CampaignStatus.AWAITING_UPLOAD]
+    )
+    stopped = processor(services, repo, services.processing_queue).process(
+        campaign_id, time.monotonic() + 60
+    )
+
+    assert stopped is False
+    assert repo.thief is not None
+    lost = [r for r in caplog.records if r.getMessage() == "processing lease lost"]
+    assert [(r.levelname, getattr(r, "campaign_id", None)) for r in lost] == [
+        ("WARNING", campaign_id)
+    ]
+    assert staged_and_recorded(clean_database) == (0, 0)
+    # The taker still holds it: nobody else may process it now.
+    other = processor(services, CampaignRepository(services.database), services.processing_queue)
+    assert other.process(campaign_id, time.monotonic() + 60) is False
+    assert staged_and_recorded(clean_database) == (0, 0)
+    repo.release(campaign_id, repo.thief[1])
+    assert other.process(campaign_id, time.monotonic() + 60) is True
+    assert staged_and_recorded(clean_database) == (220, 220)

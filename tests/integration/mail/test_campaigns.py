@@ -4,6 +4,7 @@ notification on the uploads queue, processing, the consumer sending, status and 
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from typing import Any
@@ -14,6 +15,7 @@ from chalice.test import Client
 
 from chalicelib.bootstrap import Container, build_container
 from chalicelib.repositories.campaigns import CampaignRepository
+from chalicelib.services.campaign_processing import CampaignProcessor
 from chalicelib.services.paging import encode_cursor
 from tests.conftest import make_settings
 from tests.integration.mail.conftest import SENDER, Wire, mail_headers
@@ -788,3 +790,69 @@ def test_a_page_of_exactly_the_limit_has_no_cursor_and_a_foreign_cursor_starts_o
     assert [c["campaign_id"] for c in exact["campaigns"]] == ids[::-1]
     assert exact["next_cursor"] is None
     assert foreign == exact
+
+
+def test_an_upload_gone_or_no_upload_store_fails_the_campaign(
+    wire: Wire, api: Client, api_key: str, uploads: Uploads, provider: FakeProvider
+) -> None:
+    services = wire(sender=provider, campaign_bucket=uploads.bucket)
+    gone = create(api, api_key)
+    assert put_file(gone["upload"], lines("mail", "a@example.org")).status_code == 200
+    key = f"uploads/{gone['campaign_id']}.csv"
+    uploads.s3.delete_object(Bucket=uploads.bucket, Key=key)
+    services.campaign_processor.uploaded(key, time.monotonic() + 60)
+    storeless = create(api, api_key, email_id="c-2")
+    record = CampaignRepository(services.database).get(storeless["campaign_id"])
+    assert record is not None
+    without_store = CampaignProcessor(
+        CampaignRepository(services.database),
+        services.deliveries,
+        services.delivery,
+        services.processing_queue,
+        None,
+        max_bytes=1000,
+    )
+    without_store.uploaded(record.upload_key, time.monotonic() + 60)
+
+    for campaign_id in (gone["campaign_id"], storeless["campaign_id"]):
+        final = status(api, api_key, campaign_id)
+        assert final["status"] == "failed"
+        assert final["errors"] == [
+            {
+                "line": 0,
+                "email_recipient_id": None,
+                "field": "file",
+                "message": "the uploaded file is gone",
+            }
+        ]
+
+
+def test_one_invalid_row_fails_a_file_and_the_verdict_is_logged(
+    services: Container, api: Client, api_key: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="mmms.campaigns")
+    final = upload_and_process(
+        services, api, api_key, lines("mail", "a@example.org", "b@", "c@example.org")
+    )
+
+    assert final["status"] == "failed"
+    assert final["rows"] == {"total": 3, "valid": 2, "invalid": 1}
+    logged = [r for r in caplog.records if r.getMessage() == "campaign validated"]
+    fields = ("levelname", "campaign_id", "status", "rows", "invalid")
+    assert [tuple(getattr(r, f, None) for f in fields) for r in logged] == [
+        ("INFO", final["campaign_id"], "failed", 3, 1)
+    ]
+
+
+def test_processing_a_campaign_scheduled_later_has_nothing_to_do_yet(
+    services: Container, api: Client, api_key: str
+) -> None:
+    soon = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+    final = upload_and_process(
+        services, api, api_key, lines("mail", "ann@example.org"), send_at=soon
+    )
+
+    processed = services.campaign_processor.process(final["campaign_id"], time.monotonic() + 30)
+
+    assert processed is True
+    assert status(api, api_key, final["campaign_id"])["status"] == "scheduled"
