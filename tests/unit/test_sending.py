@@ -21,6 +21,7 @@ from chalicelib.repositories.delivery_rows import Delivery
 from chalicelib.repositories.send_leases import Settlement
 from chalicelib.services.render_budget import RenderBudget
 from chalicelib.services.sending import Attempt, Leased, SendPipeline, failed
+from chalicelib.services.templates import TemplateLimitError
 from tests.support.fake_providers import FakeProvider
 from tests.support.waiting import wait_until
 
@@ -217,16 +218,23 @@ def test_a_send_is_held_to_the_pipelines_render_budget() -> None:
     assert live.attempts == 0
 
 
-def test_no_provider_available_gives_the_row_back_to_the_queue() -> None:
+def test_no_provider_available_gives_the_row_back_to_the_queue(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     row = claimed()
 
-    attempt = pipeline(FakeProvider("live").fail_unavailable()).attempt(job(), row)
+    with caplog.at_level(logging.WARNING, logger="mmms.delivery"):
+        attempt = pipeline(FakeProvider("live").fail_unavailable()).attempt(job(), row)
 
     assert attempt == Attempt(
         row,
         settlement=Settlement(row, DeliveryState.QUEUED, error="live: scripted outage"),
         error="live: scripted outage",
     )
+    [record] = caplog.records
+    assert (record.levelno, record.getMessage()) == (logging.WARNING, "no provider available")
+    assert getattr(record, "delivery_id", None) == str(row.id)
+    assert getattr(record, "error", None) == "live: scripted outage"
 
 
 def test_a_rejected_message_fails_for_good_naming_the_provider() -> None:
@@ -306,6 +314,17 @@ def test_a_message_rendered_ahead_is_the_one_sent() -> None:
     assert live.sent[0].message_id == f"<{claimed(1).id}@mail.example.com>"
 
 
+def test_messages_rendered_ahead_are_held_to_the_render_budget() -> None:
+    send = pipeline(budget=RenderBudget(max_message_bytes=10))
+    try:
+        ahead = send.render_ahead([job(1), job(2)])
+        errors = [ahead[i].exception(timeout=10) for i in (0, 1)]
+    finally:
+        send.close()
+
+    assert [type(error) for error in errors] == [TemplateLimitError, TemplateLimitError]
+
+
 def test_a_batch_of_one_is_rendered_when_it_sends() -> None:
     assert pipeline().render_ahead([job()]) == {}
     assert pipeline().render_ahead([]) == {}
@@ -376,6 +395,7 @@ def test_a_concurrency_below_one_still_sends() -> None:
     statuses = [a.settlement.status if a.settlement else None for a in attempts.values()]
     assert statuses == [DeliveryState.SENT, DeliveryState.SENT]
     assert len(sender.provider.sent) == 2
+    assert sender.threads == ["mmms-send_0", "mmms-send_0"]  # one send thread: the pool's
 
 
 def test_the_send_threads_start_again_after_close() -> None:
