@@ -856,3 +856,14 @@ def test_processing_a_campaign_scheduled_later_has_nothing_to_do_yet(
 
     assert processed is True
     assert status(api, api_key, final["campaign_id"])["status"] == "scheduled"
+
+
+def test_the_same_scheduled_or_jsonl_request_answers_the_same_campaign(
+    services: Container, api: Client, api_key: str
+) -> None:
+    soon = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+    scheduled = [create(api, api_key, send_at=soon)["campaign_id"] for _ in range(2)]
+    jsonl = [create(api, api_key, email_id="c-2", format="jsonl")["campaign_id"] for _ in range(2)]
+
+    assert scheduled[0] == scheduled[1]
+    assert jsonl[0] == jsonl[1] != scheduled[0]
