@@ -189,6 +189,32 @@ def test_a_created_campaign_reads_back_field_by_field(
     assert plain.send_at is None
 
 
+def test_a_campaign_is_read_with_its_recipients_counted_by_status(
+    repo: CampaignRepository, clean_database: str
+) -> None:
+    key = uuid.uuid4()
+    campaign = create(repo, key, "counted")
+    sql(
+        clean_database,
+        "INSERT INTO suppressions (address, reason) VALUES ('b@example.org', 'manual')",
+    )
+    rows = staged(
+        (2, "r-1", "a@example.org"), (3, "r-2", "b@example.org"), (4, "r-3", "c@example.org")
+    )
+    token = sending(repo, campaign, rows)
+    record_all(repo, campaign, token)
+    sql(clean_database, "UPDATE deliveries SET status = 'sent' WHERE email_recipient_id = 'r-3'")
+
+    counted = {"queued": 1, "sent": 1, "suppressed": 1}
+    read = repo.get(campaign.id)
+    assert read is not None
+    assert read.counts == counted
+    by_email = repo.by_email(key, "counted")
+    assert by_email is not None
+    assert by_email.counts == counted
+    assert [c.counts for c in repo.page(key, None, 5)] == [counted]
+
+
 def test_take_holds_the_campaign_for_the_lease_and_only_its_holder_releases_it(
     repo: CampaignRepository, clean_database: str
 ) -> None:
