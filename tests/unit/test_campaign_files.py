@@ -237,3 +237,9 @@ def test_a_name_or_company_in_the_first_column_is_read() -> None:
 
     assert (named.name, named.mail) == ("Ann", "a@example.org")
     assert (company.company, company.mail) == ("ACME", "a@example.org")
+
+
+def test_by_default_no_line_is_skipped() -> None:
+    (first,) = read_rows("jsonl", io.BytesIO(b'{"mail": "a@example.org"}\n'))
+
+    assert (first.line, first.mail) == (1, "a@example.org")
