@@ -14,6 +14,7 @@ import pytest
 from chalice.test import Client
 
 from chalicelib.bootstrap import Container, build_container
+from chalicelib.models.campaigns import CampaignChunk
 from chalicelib.repositories.campaigns import CampaignRepository
 from chalicelib.services.campaign_processing import CampaignProcessor
 from chalicelib.services.paging import encode_cursor
@@ -883,3 +884,37 @@ def test_a_param_only_the_text_template_uses_is_required_of_each_row(
 
     assert final["rows"] == {"total": 2, "valid": 1, "invalid": 1}
     assert [(e["line"], e["field"]) for e in final["errors"]] == [(3, "code")]
+
+
+def test_a_batch_of_chunks_reads_its_rows_and_each_emails_content_once(
+    services: Container,
+    api: Client,
+    api_key: str,
+    clean_database: str,
+    uploads: Uploads,
+) -> None:
+    data = lines("mail", *[f"r{i}@example.org" for i in range(20)])
+    final = upload_and_process(services, api, api_key, data)
+    chunks = [
+        CampaignChunk(campaign_id=final["campaign_id"], first_line=2, last_line=11),
+        CampaignChunk(campaign_id=final["campaign_id"], first_line=12, last_line=21),
+    ]
+
+    with RoundTripCounter(clean_database) as counter:
+        counted = build_container(
+            make_settings(counter.conninfo, campaign_bucket=uploads.bucket),
+            sender=FakeProvider("fake"),
+        )
+        try:
+            counted.database.ping()
+            before = counter.round_trips
+            jobs = counted.campaigns.chunk_jobs(chunks)
+            reads = counter.round_trips - before
+        finally:
+            counted.close()
+
+    assert reads == 2  # the chunks' rows, then the email's content
+    assert [[job.recipient_email for job in chunk] for chunk in jobs] == [
+        [f"r{i}@example.org" for i in range(10)],
+        [f"r{i}@example.org" for i in range(10, 20)],
+    ]
