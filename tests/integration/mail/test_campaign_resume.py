@@ -537,3 +537,53 @@ def test_a_processor_whose_lease_was_taken_stops_and_leaves_it_to_the_taker(
     repo.release(campaign_id, repo.thief[1])
     assert other.process(campaign_id, time.monotonic() + 60) is True
     assert staged_and_recorded(clean_database) == (220, 220)
+
+
+class SettlingInTwos(CampaignProcessor):
+    """Settles a cancelled campaign's queued rows two at a time (1,000 in production), so a
+    test sees the batches and the deadline between them without a thousand rows."""
+
+    def _settle_cancelled(self, campaign_id: str, deadline: float, batch: int = 1000) -> bool:
+        return super()._settle_cancelled(campaign_id, deadline, batch=2)
+
+
+def test_a_cancelled_campaigns_queued_rows_are_settled_by_its_next_processing(
+    wire: Wire, api: Client, api_key: str, uploads: Uploads, queues: Queues
+) -> None:
+    """A cancel whose request ran out of time leaves rows queued: the campaign's next
+    processing (the tick's) cancels and reports them a batch at a time, stops at its
+    deadline after a whole batch, and says it is done once none is left."""
+    provider = FakeProvider("fake")
+    services = wire(sender=provider, campaign_bucket=uploads.bucket)
+    created = create(api, api_key)
+    put_file(created["upload"], lines("mail", *[f"r{i}@example.org" for i in range(5)]))
+    services.campaign_processor.uploaded(
+        f"uploads/{created['campaign_id']}.csv", time.monotonic() + 60
+    )
+    campaigns = CampaignRepository(services.database)
+    record = campaigns.get(created["campaign_id"])
+    assert record is not None
+    assert campaigns.cancel(record.id, record.api_key_id)  # the campaign row only
+    processor = SettlingInTwos(
+        campaigns,
+        services.deliveries,
+        services.delivery,
+        services.processing_queue,
+        services.upload_store,
+        max_bytes=services.settings.campaign_max_bytes,
+    )
+
+    past_its_deadline = processor.process(record.id, time.monotonic() - 1)
+    first = queues.drain_json(queues.result)
+    done = processor.process(record.id, time.monotonic() + 60)
+    second = queues.drain_json(queues.result)
+
+    assert (past_its_deadline, len(first)) == (False, 2)  # one whole batch, then stopped
+    assert (done, len(second)) == (True, 3)  # two batches of two, the last of one
+    reported = [r["email_recipient_id"] for r in [*first, *second]]
+    assert len(set(reported)) == 5  # each row reported once
+    assert {r["status"] for r in [*first, *second]} == {"cancelled"}
+    final = status(api, api_key, created["campaign_id"])
+    assert (final["status"], final["counts"]["cancelled"]) == ("cancelled", 5)
+    consume_until_empty(services, queues)
+    assert provider.sent == []
