@@ -316,15 +316,15 @@ def test_cancel_mid_send_sends_nothing_after_it_is_answered(
     }
 
 
-def test_a_cancelled_campaigns_queued_rows_are_cancelled_not_sent_by_the_consumer(
-    wire: Wire, api: Client, api_key: str, uploads: Uploads, queues: Queues
-) -> None:
-    """The consumer meets rows of a campaign cancelled since they were queued (the cancel's
-    own clean-up has not reached them): it cancels and reports them, never leases them."""
+def cancelled_with_rows_queued(
+    wire: Wire, api: Client, api_key: str, uploads: Uploads, rows: int
+) -> tuple[FakeProvider, Container, dict[str, Any]]:
+    """A campaign of ``rows`` rows, all queued, then cancelled as a cancel request that ran
+    out of time leaves it: the campaign row only, its rows still queued."""
     provider = FakeProvider("fake")
     services = wire(sender=provider, campaign_bucket=uploads.bucket)
     created = create(api, api_key)
-    put_file(created["upload"], lines("mail", *[f"r{i}@example.org" for i in range(15)]))
+    put_file(created["upload"], lines("mail", *[f"r{i}@example.org" for i in range(rows)]))
     services.campaign_processor.uploaded(
         f"uploads/{created['campaign_id']}.csv", time.monotonic() + 60
     )
@@ -332,6 +332,15 @@ def test_a_cancelled_campaigns_queued_rows_are_cancelled_not_sent_by_the_consume
     record = campaigns.get(created["campaign_id"])
     assert record is not None
     assert campaigns.cancel(record.id, record.api_key_id)  # the campaign row only
+    return provider, services, created
+
+
+def test_a_cancelled_campaigns_queued_rows_are_cancelled_not_sent_by_the_consumer(
+    wire: Wire, api: Client, api_key: str, uploads: Uploads, queues: Queues
+) -> None:
+    """The consumer meets rows of a campaign cancelled since they were queued (the cancel's
+    own clean-up has not reached them): it cancels and reports them, never leases them."""
+    provider, services, created = cancelled_with_rows_queued(wire, api, api_key, uploads, 15)
 
     consume_until_empty(services, queues)
 
@@ -553,17 +562,10 @@ def test_a_cancelled_campaigns_queued_rows_are_settled_by_its_next_processing(
     """A cancel whose request ran out of time leaves rows queued: the campaign's next
     processing (the tick's) cancels and reports them a batch at a time, stops at its
     deadline after a whole batch, and says it is done once none is left."""
-    provider = FakeProvider("fake")
-    services = wire(sender=provider, campaign_bucket=uploads.bucket)
-    created = create(api, api_key)
-    put_file(created["upload"], lines("mail", *[f"r{i}@example.org" for i in range(5)]))
-    services.campaign_processor.uploaded(
-        f"uploads/{created['campaign_id']}.csv", time.monotonic() + 60
-    )
+    provider, services, created = cancelled_with_rows_queued(wire, api, api_key, uploads, 5)
     campaigns = CampaignRepository(services.database)
     record = campaigns.get(created["campaign_id"])
     assert record is not None
-    assert campaigns.cancel(record.id, record.api_key_id)  # the campaign row only
     processor = SettlingInTwos(
         campaigns,
         services.deliveries,
