@@ -870,16 +870,17 @@ def test_the_same_scheduled_or_jsonl_request_answers_the_same_campaign(
     assert jsonl[0] == jsonl[1] != scheduled[0]
 
 
-def test_a_param_only_the_text_template_uses_is_required_of_each_row(
-    services: Container, api: Client, api_key: str
+@pytest.mark.parametrize("field", ["text_template", "subject"])
+def test_a_param_only_one_template_uses_is_required_of_each_row(
+    services: Container, api: Client, api_key: str, field: str
 ) -> None:
     final = upload_and_process(
         services,
         api,
         api_key,
         lines("mail,code", "ann@example.org,A1", "ben@example.org,"),
-        text_template="Your code: {{code}}",
         skip_invalid=True,
+        **{field: "Your code: {{code}}"},
     )
 
     assert final["rows"] == {"total": 2, "valid": 1, "invalid": 1}
