@@ -10,6 +10,7 @@ between runs. Figures, and each surviving mutant judged equivalent: ``TESTING.md
     python -m tests.mutation                                  # every module
     python -m tests.mutation chalicelib/services/send_rate.py # some of them
     python -m tests.mutation --survivors ...                  # only what no test caught last time
+    python -m tests.mutation --only '*create__mutmut_*' ...   # only the mutants named (globs)
     python -m tests.mutation --report                         # the figures, running nothing
 
 ``MUTATION_CHILDREN`` (default 1) mutants run at once; the Makefile runs it niced. The tests
@@ -191,8 +192,8 @@ def prepare(module: str) -> Path:
     return work
 
 
-def run(module: str, *, survivors_only: bool) -> None:
-    names = survivors(module) if survivors_only else []
+def run(module: str, *, survivors_only: bool, only: list[str] | None = None) -> None:
+    names = survivors(module) if survivors_only else list(only or [])
     if survivors_only and not names:
         return
     if not survivors_only:
@@ -278,6 +279,12 @@ def main(argv: list[str] | None = None) -> None:
         "--survivors", action="store_true", help="rerun what no test caught last time"
     )
     parser.add_argument("--report", action="store_true", help="print the figures only")
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="GLOB",
+        help="run only the mutants whose names match (mutmut's names, e.g. '*create__mutmut_*')",
+    )
     args = parser.parse_args(argv)
     unknown = [m for m in args.modules if m not in MODULES]
     if unknown:
@@ -285,7 +292,7 @@ def main(argv: list[str] | None = None) -> None:
     modules = args.modules or list(MODULES)
     if not args.report:
         for module in modules:
-            run(module, survivors_only=args.survivors)
+            run(module, survivors_only=args.survivors, only=args.only)
     print(report(modules))  # noqa: T201 - the command's output
 
 

@@ -870,6 +870,28 @@ def test_the_same_scheduled_or_jsonl_request_answers_the_same_campaign(
     assert jsonl[0] == jsonl[1] != scheduled[0]
 
 
+@pytest.mark.parametrize("value", ["name", "mail", "company", "emailRecipientId"])
+def test_a_template_over_the_budget_for_every_recipient_is_refused_at_create(
+    services: Container, api: Client, api_key: str, value: str
+) -> None:
+    """The templates are rendered once at create for a sample recipient whose every value
+    is text: a template that no recipient could fit in a message is refused before the file."""
+    template = f"<p>{{{{ {value} * 1000000000 }}}}</p>"
+
+    answer = call(
+        api,
+        "POST",
+        "/v1/campaigns",
+        headers=mail_headers(api_key),
+        body=campaign_body(html_template=template),
+    )
+
+    assert answer.status == 413, answer.json
+    assert "MAX_MESSAGE_BYTES" in json.dumps(answer.json["details"])
+    listed = call(api, "GET", "/v1/campaigns", headers=mail_headers(api_key))
+    assert listed.json["data"]["campaigns"] == []
+
+
 @pytest.mark.parametrize("field", ["text_template", "subject"])
 def test_a_param_only_one_template_uses_is_required_of_each_row(
     services: Container, api: Client, api_key: str, field: str
