@@ -14,7 +14,7 @@ import pytest
 from chalice.test import Client
 
 from chalicelib.bootstrap import Container, build_container
-from chalicelib.models.campaigns import CampaignChunk
+from chalicelib.models.campaigns import CampaignChunk, CampaignStatus
 from chalicelib.repositories.campaigns import CampaignRepository
 from chalicelib.services.campaign_processing import CampaignProcessor
 from chalicelib.services.paging import encode_cursor
@@ -826,6 +826,28 @@ def test_an_upload_gone_or_no_upload_store_fails_the_campaign(
                 "message": "the uploaded file is gone",
             }
         ]
+
+
+@pytest.mark.parametrize("problem", ["not utf-8", "gone"])
+def test_processing_a_file_that_fails_leaves_nothing_to_do(
+    services: Container, api: Client, api_key: str, uploads: Uploads, problem: str
+) -> None:
+    created = create(api, api_key)
+    data = "mail\r\nzoë@example.org\r\n".encode("latin-1") if problem == "not utf-8" else b"mail\n"
+    assert put_file(created["upload"], data).status_code == 200
+    if problem == "gone":
+        key = f"uploads/{created['campaign_id']}.csv"
+        uploads.s3.delete_object(Bucket=uploads.bucket, Key=key)
+    CampaignRepository(services.database).move(
+        created["campaign_id"],
+        CampaignStatus.VALIDATING,
+        only_from=[CampaignStatus.AWAITING_UPLOAD],
+    )
+
+    done = services.campaign_processor.process(created["campaign_id"], time.monotonic() + 60)
+
+    assert done is True  # failed: no later tick has anything left to do
+    assert status(api, api_key, created["campaign_id"])["status"] == "failed"
 
 
 def test_one_invalid_row_fails_a_file_and_the_verdict_is_logged(
