@@ -914,6 +914,50 @@ def test_a_template_over_the_budget_for_every_recipient_is_refused_at_create(
     assert listed.json["data"]["campaigns"] == []
 
 
+def test_the_configured_message_limit_holds_at_create(
+    wire: Wire, api: Client, api_key: str, uploads: Uploads, provider: FakeProvider
+) -> None:
+    wire(sender=provider, campaign_bucket=uploads.bucket, max_message_bytes=10_000)
+
+    over = call(
+        api,
+        "POST",
+        "/v1/campaigns",
+        headers=mail_headers(api_key),
+        body=campaign_body(html_template="<p>{{ name * 1000 }}</p>"),  # about 16 KB
+    )
+
+    assert over.status == 413, over.json
+    assert "10000 bytes" in json.dumps(over.json["details"])
+
+
+def test_the_same_create_request_after_a_new_template_version_answers_the_same_campaign(
+    services: Container, api: Client, api_key: str
+) -> None:
+    saved = call(
+        api,
+        "POST",
+        "/v1/templates",
+        headers=ADMIN_HEADERS,
+        body={"name": "News", "subject": "Hi {{name}}", "html": "<p>v1</p>"},
+    )
+    template_id = saved.json["data"]["template_id"]
+    body = {"template_id": template_id, "subject": None, "html_template": None}
+    first = create(api, api_key, **body)
+    changed = call(
+        api,
+        "PUT",
+        f"/v1/templates/{template_id}",
+        headers=ADMIN_HEADERS,
+        body={"name": "News", "subject": "Hi {{name}}", "html": "<p>v2</p>"},
+    )
+    assert changed.status == 200, changed.json
+
+    again = create(api, api_key, **body)
+
+    assert again["campaign_id"] == first["campaign_id"]
+
+
 @pytest.mark.parametrize("field", ["text_template", "subject"])
 def test_a_param_only_one_template_uses_is_required_of_each_row(
     services: Container, api: Client, api_key: str, field: str
