@@ -647,6 +647,20 @@ def test_the_tick_counts_the_due_campaigns_and_stops_at_its_deadline(
     assert status(api, api_key, final["campaign_id"])["status"] == "sending"
 
 
+def test_a_tick_looks_at_50_due_campaigns_at_most(services: Container, clean_database: str) -> None:
+    """The rest wait for the next minute's tick (a tick must fit its Lambda's time)."""
+    with psycopg.connect(clean_database) as conn:
+        conn.execute(
+            "INSERT INTO campaigns (id, api_key_id, email_id, format, skip_invalid, status,"
+            " upload_key)"
+            " SELECT 'cmp_' || lpad(g::text, 32, '0'), %s, 'e-' || g, 'csv', false,"
+            " 'validating', 'uploads/' || g || '.csv' FROM generate_series(1, 51) g",
+            (uuid.uuid4(),),
+        )
+
+    assert services.campaigns.tick(time.monotonic() - 1) == 50  # looked at, none started
+
+
 def test_the_emails_pass_through_fields_reach_every_rows_report(
     services: Container, api: Client, api_key: str, queues: Queues, provider: FakeProvider
 ) -> None:
