@@ -19,6 +19,11 @@ bodies are adjusted to respect them; every check stays on:
 - A stored template's versions are 1..n: a generated ``version`` asks for version 1.
 - A suppressed address is never sent to (a single send to it is a 400). Addresses the run
   suppresses get a local part of their own, so they are not the ones it then mails.
+- A key has two names in its paths, the key and its ``key_id``: the document's links use the
+  ``key_id``, and links schemathesis infers use the key. A key deleted by one name is a 404
+  by the other, which schemathesis would take for a created resource gone missing (ST302):
+  a key the run created is named by its ``key_id`` in every path. The key as a path name is
+  tested in test_api_keys.py.
 
 Only values the schema already accepts are touched, so negative cases stay negative.
 """
@@ -36,6 +41,7 @@ import schemathesis
 def before_call(context: Any, case: Any, kwargs: Any) -> None:
     """Every phase (examples, coverage, fuzzing, stateful) sends through here."""
     _first_version(case)
+    _by_key_id(case)
     body = case.body
     if not isinstance(body, dict):
         return
@@ -52,6 +58,27 @@ def before_call(context: Any, case: Any, kwargs: Any) -> None:
         body["expires_at"] = _in_future(body["expires_at"])
     if path == "/v1/suppressions" and isinstance(body.get("addresses"), list):
         body["addresses"] = [_own_local_part(a) for a in body["addresses"]]
+
+
+# Each key the run created, by the key itself: its key_id.
+_KEY_IDS: dict[str, str] = {}
+
+
+@schemathesis.hook
+def after_call(context: Any, case: Any, response: Any) -> None:
+    if case.operation.path != "/v1/api-key" or case.method.upper() != "POST":
+        return
+    if response.status_code != 200:
+        return
+    data = response.json().get("data") or {}
+    if isinstance(data.get("api_key"), str) and isinstance(data.get("key_id"), str):
+        _KEY_IDS[data["api_key"]] = data["key_id"]
+
+
+def _by_key_id(case: Any) -> None:
+    parameters = case.path_parameters
+    if isinstance(parameters, dict) and parameters.get("api_key") in _KEY_IDS:
+        parameters["api_key"] = _KEY_IDS[parameters["api_key"]]
 
 
 def _first_version(case: Any) -> None:
