@@ -118,6 +118,7 @@ def the_file() -> bytes:
 
 
 VALID_LINES = [i + 1 for i in range(1, ROWS + 1) if i % 23]  # the header is line 1
+INVALID_LINES = [i + 1 for i in range(1, ROWS + 1) if not i % 23]
 
 
 def chunks_by_line(queues: Queues) -> Counter[int]:
@@ -187,6 +188,8 @@ def test_processing_killed_resumes_without_queueing_a_row_twice_or_losing_one(
     assert set(sent.values()) == {1}
     final = status(api, api_key, created["campaign_id"])
     assert final["rows"] == {"total": ROWS, "valid": 220, "invalid": 10}
+    # The errors listed before the kill's checkpoint are kept through the resume.
+    assert [e["line"] for e in final["errors"]] == INVALID_LINES
     assert final["counts"]["sent"] == 220
     assert final["status"] == "completed"
 
