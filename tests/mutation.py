@@ -196,7 +196,7 @@ def run(module: str, *, survivors_only: bool, only: list[str] | None = None) -> 
     names = survivors(module) if survivors_only else list(only or [])
     if survivors_only and not names:
         return
-    if not survivors_only:
+    if not survivors_only and not only:  # a whole run starts afresh; a part keeps the rest
         shutil.rmtree(workdir(module) / "mutants", ignore_errors=True)
     unchecked = _not_checked(module)
     work = prepare(module)
