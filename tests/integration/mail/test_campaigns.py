@@ -22,7 +22,7 @@ from tests.conftest import make_settings
 from tests.integration.mail.conftest import SENDER, Wire, mail_headers
 from tests.support.campaigns import Uploads, create_uploads, handle_uploads, notifications, put_file
 from tests.support.fake_providers import FakeProvider
-from tests.support.http import ADMIN_HEADERS, call, create_key
+from tests.support.http import ADMIN_HEADERS, Answer, call, create_key
 from tests.support.moto_server import MotoServer
 from tests.support.queues import Queues, consume_until_empty
 from tests.support.round_trips import RoundTripCounter
@@ -55,10 +55,14 @@ def campaign_body(**overrides: Any) -> dict[str, Any]:
     return body
 
 
-def create(api: Client, key: str, **overrides: Any) -> dict[str, Any]:
-    answer = call(
+def post_campaign(api: Client, key: str, **overrides: Any) -> Answer:
+    return call(
         api, "POST", "/v1/campaigns", headers=mail_headers(key), body=campaign_body(**overrides)
     )
+
+
+def create(api: Client, key: str, **overrides: Any) -> dict[str, Any]:
+    answer = post_campaign(api, key, **overrides)
     assert answer.status == 201, answer.json
     data: dict[str, Any] = answer.json["data"]
     return data
@@ -69,6 +73,20 @@ def status(api: Client, key: str, campaign_id: str) -> dict[str, Any]:
     assert answer.status == 200, answer.json
     data: dict[str, Any] = answer.json["data"]
     return data
+
+
+def save_template(api: Client, html: str) -> str:
+    """A stored template "News" with ``html``; its template_id."""
+    saved = call(
+        api,
+        "POST",
+        "/v1/templates",
+        headers=ADMIN_HEADERS,
+        body={"name": "News", "subject": "Hi {{name}}", "html": html},
+    )
+    assert saved.status == 201, saved.json
+    template_id: str = saved.json["data"]["template_id"]
+    return template_id
 
 
 def upload_and_process(
@@ -345,13 +363,7 @@ def test_scheduled_then_cancelled_sends_nothing_and_reports_each_row_once(
     clean_database: str,
 ) -> None:
     later = "2099-01-01T00:00:00Z"
-    too_far = call(
-        api,
-        "POST",
-        "/v1/campaigns",
-        headers=mail_headers(api_key),
-        body=campaign_body(send_at=later),
-    )
+    too_far = post_campaign(api, api_key, send_at=later)
     assert too_far.status == 422
 
     soon = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
@@ -460,13 +472,7 @@ def test_the_same_create_request_answers_the_same_campaign_until_its_file_arrive
     again = create(api, api_key)
     assert again["campaign_id"] == first["campaign_id"]
 
-    other = call(
-        api,
-        "POST",
-        "/v1/campaigns",
-        headers=mail_headers(api_key),
-        body=campaign_body(subject="Another subject"),
-    )
+    other = post_campaign(api, api_key, subject="Another subject")
     assert other.status == 400
     assert put_file(first["upload"], lines("mail", "a@example.org")).status_code == 200
     record = CampaignRepository(services.database).get(first["campaign_id"])
@@ -556,13 +562,7 @@ def test_the_refusals_name_the_campaign_and_why(
     services: Container, api: Client, api_key: str
 ) -> None:
     campaign_id = create(api, api_key)["campaign_id"]
-    other = call(
-        api,
-        "POST",
-        "/v1/campaigns",
-        headers=mail_headers(api_key),
-        body=campaign_body(skip_invalid=True),
-    )
+    other = post_campaign(api, api_key, skip_invalid=True)
     missing = call(api, "GET", "/v1/campaigns/cmp_nope", headers=mail_headers(api_key))
     cancel = f"/v1/campaigns/{campaign_id}/cancel"
     assert call(api, "POST", cancel, headers=mail_headers(api_key)).status == 200
@@ -599,13 +599,7 @@ def test_send_at_may_be_30_days_ahead_not_more(
         return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + seconds))
 
     month = 30 * 86400
-    too_far = call(
-        api,
-        "POST",
-        "/v1/campaigns",
-        headers=mail_headers(api_key),
-        body=campaign_body(send_at=at(month + 120)),
-    )
+    too_far = post_campaign(api, api_key, send_at=at(month + 120))
     within = create(api, api_key, email_id="c-2", send_at=at(month - 120))
 
     assert (too_far.status, too_far.json["message"], too_far.json["details"]) == (
@@ -768,15 +762,7 @@ def test_the_first_100_errors_are_listed_in_line_order_all_counted(
 def test_a_stored_templates_campaign_records_the_template_on_each_row(
     services: Container, api: Client, api_key: str, clean_database: str
 ) -> None:
-    saved = call(
-        api,
-        "POST",
-        "/v1/templates",
-        headers=ADMIN_HEADERS,
-        body={"name": "News", "subject": "Hi {{name}}", "html": "<p>{{code}}</p>"},
-    )
-    assert saved.status == 201, saved.json
-    template_id = saved.json["data"]["template_id"]
+    template_id = save_template(api, "<p>{{code}}</p>")
     body = {"template_id": template_id, "subject": None, "html_template": None}
     final = upload_and_process(
         services, api, api_key, lines("mail,code", "ann@example.org,A1"), **body
@@ -914,13 +900,7 @@ def test_a_template_over_the_budget_for_every_recipient_is_refused_at_create(
     is text: a template that no recipient could fit in a message is refused before the file."""
     template = f"<p>{{{{ {value} * 1000000000 }}}}</p>"
 
-    answer = call(
-        api,
-        "POST",
-        "/v1/campaigns",
-        headers=mail_headers(api_key),
-        body=campaign_body(html_template=template),
-    )
+    answer = post_campaign(api, api_key, html_template=template)
 
     assert answer.status == 413, answer.json
     assert "MAX_MESSAGE_BYTES" in json.dumps(answer.json["details"])
@@ -948,14 +928,7 @@ def test_the_configured_message_limit_holds_at_create(
 def test_the_same_create_request_after_a_new_template_version_answers_the_same_campaign(
     services: Container, api: Client, api_key: str
 ) -> None:
-    saved = call(
-        api,
-        "POST",
-        "/v1/templates",
-        headers=ADMIN_HEADERS,
-        body={"name": "News", "subject": "Hi {{name}}", "html": "<p>v1</p>"},
-    )
-    template_id = saved.json["data"]["template_id"]
+    template_id = save_template(api, "<p>v1</p>")
     body = {"template_id": template_id, "subject": None, "html_template": None}
     first = create(api, api_key, **body)
     changed = call(
